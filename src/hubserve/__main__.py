@@ -1,0 +1,5 @@
+"""`python -m hubserve ...` is the same as the `hubserve` command."""
+
+from hubserve.cli.main import app
+
+app()

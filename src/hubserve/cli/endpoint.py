@@ -1,0 +1,247 @@
+"""`hubserve endpoint ...`: create, list, describe, update, delete, pause and resume.
+
+Each command is a few lines over ``hubserve.sdk.Client``; spec shaping lives in
+``specs``, printing in ``output``, error lines in ``common``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+import typer
+
+from hubserve.cli import output
+from hubserve.cli.common import (
+    JsonOption,
+    TokenOption,
+    UrlOption,
+    cli_errors,
+    make_client,
+    want_json,
+)
+from hubserve.cli.specs import SpecFlags, load_spec_file, patch_from_flags, spec_from_flags
+from hubserve.sdk.client import Client
+
+app = typer.Typer(
+    name="endpoint",
+    help="Create, inspect, change and remove endpoints.",
+    no_args_is_help=True,
+)
+
+NameArg = Annotated[str, typer.Argument(help="Endpoint name.", show_default=False)]
+FileOption = Annotated[
+    Optional[str],
+    typer.Option("--file", "-f", help="Spec file, YAML or JSON ('-' reads stdin).", show_default=False),
+]
+WaitOption = Annotated[bool, typer.Option("--wait", help="Wait until the endpoint is ready (running or scaled to zero).")]
+WaitTimeoutOption = Annotated[float, typer.Option("--timeout", help="Seconds --wait waits before giving up.")]
+
+READY_STATES = ("running", "scaledToZero")  # both serve requests; scaledToZero cold-starts on the next one
+
+# spec-shaping flags shared by create and update
+ModelFlag = Annotated[
+    Optional[str], typer.Option("--model", help="Local folder or Hub repo id.", show_default=False)
+]
+RevisionFlag = Annotated[Optional[str], typer.Option("--revision", help="Hub branch, tag or commit.", show_default=False)]
+TaskFlag = Annotated[
+    Optional[str], typer.Option("--task", help="e.g. text-classification (inferred when omitted).", show_default=False)
+]
+ComputeFlag = Annotated[
+    Optional[bool],
+    typer.Option("--serverless/--dedicated", help="Compute type (create defaults to serverless).", show_default=False),
+]
+MemoryFlag = Annotated[
+    Optional[int], typer.Option("--memory-mb", help="Serverless memory: 1024..6144 in steps of 1024.", show_default=False)
+]
+ConcurrencyFlag = Annotated[
+    Optional[int], typer.Option("--max-concurrency", help="Serverless concurrent requests, 1..200.", show_default=False)
+]
+InstanceFlag = Annotated[
+    Optional[str], typer.Option("--instance", help="Dedicated size, e.g. cpu-small.", show_default=False)
+]
+MinReplicasFlag = Annotated[
+    Optional[int], typer.Option("--min-replicas", help="Dedicated: replicas kept (0 scales to zero).", show_default=False)
+]
+MaxReplicasFlag = Annotated[Optional[int], typer.Option("--max-replicas", help="Dedicated: replica ceiling.", show_default=False)]
+EnvFlag = Annotated[
+    Optional[list[str]], typer.Option("--env", help="KEY=VALUE for the replicas; repeatable.", show_default=False)
+]
+CustomCodeFlag = Annotated[
+    Optional[bool],
+    typer.Option("--custom-code/--no-custom-code", help="Run the model's handler.py / code/inference.py.", show_default=False),
+]
+
+
+@app.command("create")
+@cli_errors
+def create(
+    ctx: typer.Context,
+    name: Annotated[Optional[str], typer.Argument(help="Endpoint name (overrides the file's).", show_default=False)] = None,
+    file: FileOption = None,
+    model: ModelFlag = None,
+    revision: RevisionFlag = None,
+    task: TaskFlag = None,
+    serverless: ComputeFlag = None,
+    memory_mb: MemoryFlag = None,
+    max_concurrency: ConcurrencyFlag = None,
+    instance: InstanceFlag = None,
+    min_replicas: MinReplicasFlag = None,
+    max_replicas: MaxReplicasFlag = None,
+    env: EnvFlag = None,
+    custom_code: CustomCodeFlag = None,
+    wait: WaitOption = False,
+    timeout: WaitTimeoutOption = 600.0,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Create an endpoint from a spec file (-f) or from flags; flags override the file."""
+    flags = SpecFlags(
+        model, revision, task, serverless, memory_mb, max_concurrency,
+        instance, min_replicas, max_replicas, env or [], custom_code,
+    )  # fmt: skip
+    base = load_spec_file(file) if file else None
+    spec = spec_from_flags(name, flags, base)
+    with make_client(ctx, url, token) as client:
+        description = client.create_endpoint(spec)
+        if wait:
+            description = _wait(client, description["name"], timeout, READY_STATES)
+    _show(ctx, json_, description)
+
+
+@app.command("list")
+@cli_errors
+def list_(ctx: typer.Context, url: UrlOption = None, token: TokenOption = None, json_: JsonOption = False) -> None:
+    """List endpoints: name, task, state, replicas ready/desired, compute, URL."""
+    with make_client(ctx, url, token) as client:
+        items = client.list_endpoints()
+    if want_json(ctx, json_):
+        output.print_json(items)
+    else:
+        output.print_endpoints(items)
+
+
+@app.command("describe")
+@cli_errors
+def describe(
+    ctx: typer.Context, name: NameArg, url: UrlOption = None, token: TokenOption = None, json_: JsonOption = False
+) -> None:
+    """Show one endpoint's spec, state, reason, URL and replicas."""
+    with make_client(ctx, url, token) as client:
+        description = client.get_endpoint(name)
+    _show(ctx, json_, description)
+
+
+@app.command("update")
+@cli_errors
+def update(
+    ctx: typer.Context,
+    name: NameArg,
+    file: FileOption = None,
+    model: ModelFlag = None,
+    revision: RevisionFlag = None,
+    task: TaskFlag = None,
+    serverless: ComputeFlag = None,
+    memory_mb: MemoryFlag = None,
+    max_concurrency: ConcurrencyFlag = None,
+    instance: InstanceFlag = None,
+    min_replicas: MinReplicasFlag = None,
+    max_replicas: MaxReplicasFlag = None,
+    env: EnvFlag = None,
+    custom_code: CustomCodeFlag = None,
+    wait: WaitOption = False,
+    timeout: WaitTimeoutOption = 600.0,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Replace the spec with -f (PUT), or change only what the flags name (merge patch)."""
+    flags = SpecFlags(
+        model, revision, task, serverless, memory_mb, max_concurrency,
+        instance, min_replicas, max_replicas, env or [], custom_code,
+    )  # fmt: skip
+    with make_client(ctx, url, token) as client:
+        if file:
+            spec = spec_from_flags(name, flags, load_spec_file(file))
+            description = client.update_endpoint(name, spec)
+        else:
+            patch = patch_from_flags(flags)
+            if not patch:
+                raise typer.BadParameter("nothing to change: pass -f SPEC or flags such as --max-concurrency")
+            description = client.patch_endpoint(name, patch)
+        if wait:
+            description = _wait(client, name, timeout, READY_STATES)
+    _show(ctx, json_, description)
+
+
+@app.command("delete")
+@cli_errors
+def delete(
+    ctx: typer.Context,
+    name: NameArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Delete an endpoint and stop its replicas."""
+    if not yes:
+        typer.confirm(f"Delete endpoint '{name}'?", abort=True, err=True)
+    with make_client(ctx, url, token) as client:
+        description = client.delete_endpoint(name)
+    _show_state(ctx, json_, description, name)
+
+
+@app.command("pause")
+@cli_errors
+def pause(
+    ctx: typer.Context, name: NameArg, url: UrlOption = None, token: TokenOption = None, json_: JsonOption = False
+) -> None:
+    """Stop an endpoint's replicas and refuse invocations until it is resumed."""
+    with make_client(ctx, url, token) as client:
+        description = client.pause_endpoint(name)
+    _show_state(ctx, json_, description, name)
+
+
+@app.command("resume")
+@cli_errors
+def resume(
+    ctx: typer.Context,
+    name: NameArg,
+    wait: WaitOption = False,
+    timeout: WaitTimeoutOption = 600.0,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Bring a paused endpoint back."""
+    with make_client(ctx, url, token) as client:
+        description = client.resume_endpoint(name)
+        if wait:
+            description = _wait(client, name, timeout, READY_STATES)
+    _show_state(ctx, json_, description, name)
+
+
+def _wait(client: Client, name: str, timeout: float, states: tuple[str, ...]) -> dict[str, Any]:
+    """Poll with a spinner on stderr that shows the current state."""
+    status_console = output.console(stderr=True)
+    with status_console.status(f"Waiting for '{name}'...") as spinner:
+
+        def show(description: dict[str, Any]) -> None:
+            spinner.update(f"Waiting for '{name}': {description.get('state')}")
+
+        return client.wait_for(name, states, timeout=timeout, on_poll=show)
+
+
+def _show(ctx: typer.Context, json_: bool, description: dict[str, Any]) -> None:
+    if want_json(ctx, json_):
+        output.print_json(description)
+    else:
+        output.print_description(description)
+
+
+def _show_state(ctx: typer.Context, json_: bool, description: dict[str, Any], name: str) -> None:
+    if want_json(ctx, json_):
+        output.print_json(description)
+    else:
+        typer.echo(f"Endpoint '{description.get('name', name)}': {description.get('state', 'unknown')}")

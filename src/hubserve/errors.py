@@ -1,0 +1,117 @@
+"""The whole error taxonomy of hubserve and the HTTP answer each one maps to.
+
+    HubserveError                     500 InternalFailure
+    ├── ValidationError               400 (bad invocation body, bad parameters)
+    │   └── SpecError                 422 (bad endpoint spec; carries per-field details)
+    ├── Unauthorized                  401
+    ├── EndpointNotFound              404
+    ├── EndpointExists                409
+    ├── PayloadTooLarge               413
+    ├── Throttled                     429 ThrottlingException
+    ├── ModelError                    424 (the model or handler raised)
+    ├── ModelNotReady                 503 (paused, failed, still starting)
+    │   └── ColdStartTimeout          503
+    └── ReplicaCrashed                502 (the replica died while serving this request)
+
+Every error renders as ``{"error": {"type", "message", ...}}`` plus the SageMaker-style
+``x-amzn-ErrorType`` header, so both dialects read the same information.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class HubserveError(Exception):
+    """Base of every error a client can see; subclasses fix the status and type name."""
+
+    status: int = 500
+    type: str = "InternalFailure"
+
+    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        # Extra response headers (Retry-After, latency headers of a request that reached the model).
+        self.headers: dict[str, str] = {}
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": self.type, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return {"error": body}
+
+
+class ValidationError(HubserveError):
+    status = 400
+    type = "ValidationError"
+
+
+class SpecError(ValidationError):
+    """An endpoint spec that cannot be accepted; ``details`` names each bad field."""
+
+    status = 422
+
+
+class Unauthorized(HubserveError):
+    status = 401
+    type = "UnauthorizedError"
+
+
+class EndpointNotFound(HubserveError):
+    status = 404
+    type = "EndpointNotFound"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Endpoint '{name}' does not exist. List endpoints with GET /v1/endpoints.")
+
+
+class EndpointExists(HubserveError):
+    status = 409
+    type = "EndpointExists"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"Endpoint '{name}' already exists. Update it with PUT /v1/endpoints/{name} "
+            "or choose another name."
+        )
+
+
+class PayloadTooLarge(HubserveError):
+    status = 413
+    type = "PayloadTooLarge"
+
+
+class Throttled(HubserveError):
+    status = 429
+    type = "ThrottlingException"
+
+
+class ModelError(HubserveError):
+    status = 424
+    type = "ModelError"
+
+
+class ModelNotReady(HubserveError):
+    status = 503
+    type = "ModelNotReadyException"
+
+
+class ColdStartTimeout(ModelNotReady):
+    pass
+
+
+class ReplicaCrashed(HubserveError):
+    status = 502
+    type = "ReplicaCrashed"
+
+
+ERROR_TYPES: dict[str, type[HubserveError]] = {
+    cls.type: cls
+    for cls in (ValidationError, ModelError, ModelNotReady, ReplicaCrashed, Throttled, PayloadTooLarge)
+}
+
+
+def from_type(type_name: str, message: str) -> HubserveError:
+    """Rebuild an error that crossed a process boundary as ``(type, message)``."""
+    return ERROR_TYPES.get(type_name, HubserveError)(message)

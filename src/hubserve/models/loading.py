@@ -1,0 +1,76 @@
+"""Load one model folder into what a replica holds: a ``LoadedModel``.
+
+Chooses between the standard predictor for the task and the user's custom code
+(``handler.py`` first, then SageMaker ``code/inference.py``), only when the endpoint opted
+in with ``custom_code``; otherwise custom files are ignored and a note says so, so the UI
+can explain why a handler did not run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from hubserve.models import custom as user_code
+from hubserve.models.jsonable import to_jsonable
+from hubserve.models.predictors import build_predictor
+from hubserve.tasks import normalize_task
+
+RawHandler = Callable[[bytes, str, str], tuple[bytes, str]]
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to answer requests, whichever code path serves it."""
+
+    task: str
+    predictor: Callable[[Any], Any]
+    notes: list[str] = field(default_factory=list)
+    custom: bool = False  # user code answers; the body is passed through unchecked
+    raw_handler: RawHandler | None = None
+
+    @property
+    def accepts_raw(self) -> bool:
+        """True when user code decodes or encodes bodies itself (SageMaker input_fn/output_fn)."""
+        return self.raw_handler is not None
+
+    def predict(self, data: Any) -> Any:
+        """Answer one parsed JSON body with plain JSON-able Python."""
+        return to_jsonable(self.predictor(data))
+
+    def handle_raw(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
+        """Answer raw bytes as ``(body, content_type)``; JSON in and out unless user code says otherwise."""
+        if self.raw_handler is not None:
+            return self.raw_handler(body, content_type, accept)
+        return user_code.encode_json(self.predict(user_code.decode_json(body, content_type)))
+
+
+def load_model(
+    model_dir: Path, task: str, *, custom_code: bool = False, dtype: str = "auto", device: str = "cpu"
+) -> LoadedModel:
+    """Load ``model_dir`` for ``task``; user code runs only with ``custom_code=True``."""
+    model_dir = Path(model_dir)
+    task = normalize_task(task)
+    found = user_code.find_custom_code(model_dir)
+    if not custom_code:
+        notes = [f"{path} ignored: set custom_code: true to run it" for path in found]
+        return LoadedModel(task, build_predictor(model_dir, task, dtype=dtype, device=device), notes)
+
+    if user_code.HANDLER_FILE in found:
+        notes = [f"{user_code.HANDLER_FILE} loaded: EndpointHandler answers requests"]
+        if user_code.INFERENCE_FILE in found:
+            notes.append(f"{user_code.INFERENCE_FILE} ignored: {user_code.HANDLER_FILE} takes precedence")
+        return LoadedModel(task, user_code.load_endpoint_handler(model_dir), notes, custom=True)
+
+    if user_code.INFERENCE_FILE in found:
+        script = user_code.SageMakerScript(
+            model_dir, lambda: build_predictor(model_dir, task, dtype=dtype, device=device)
+        )
+        hooks = ", ".join(script.defined) or "no hooks"
+        notes = [f"{user_code.INFERENCE_FILE} loaded ({hooks}); hubserve defaults fill the rest"]
+        raw = script.handle_raw if script.accepts_raw else None
+        return LoadedModel(task, script.predict, notes, custom=True, raw_handler=raw)
+
+    notes = ["custom_code is on but the model has no handler.py or code/inference.py; serving the standard task"]
+    return LoadedModel(task, build_predictor(model_dir, task, dtype=dtype, device=device), notes)

@@ -1,0 +1,82 @@
+"""Turn a model source (local folder or Hub repo id) into a folder on this machine.
+
+Local folders are read only where the spec points (and, when the server sets model roots,
+only under them). Hub repos go through huggingface_hub, so HF_HUB_OFFLINE and the shared
+cache are honoured, and the result is checked to lie inside that cache.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hubserve.spec import ModelSpec
+
+# Weights we never fetch: pickle-based formats are refused by default.
+_IGNORED_HUB_FILES = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.h5", "*.msgpack", "*.ot", "*.onnx", "*.tflite", "*.gguf"]
+_MODEL_MARKERS = ("config.json", "modules.json", "handler.py", "code/inference.py")
+
+
+class SourceError(ValueError):
+    """The source cannot be used; the message says why and what to change."""
+
+
+def is_local(source: str) -> bool:
+    return source.startswith(("/", "./", "../", "~", "file://"))
+
+
+def resolve_local(source: str, allowed_roots: list[Path] | None = None) -> Path:
+    """A local folder, checked for existence, model files and confinement to allowed roots."""
+    raw = source.removeprefix("file://")
+    path = Path(raw).expanduser().resolve()
+    if allowed_roots:
+        roots = [root.expanduser().resolve() for root in allowed_roots]
+        if not any(path == root or root in path.parents for root in roots):
+            raise SourceError(
+                f"model folder '{path}' is outside the allowed model roots ({', '.join(map(str, roots))})"
+            )
+    if not path.is_dir():
+        raise SourceError(f"model folder '{path}' does not exist or is not a folder")
+    if not any((path / marker).exists() for marker in _MODEL_MARKERS):
+        raise SourceError(f"'{path}' is not a model folder: it has no config.json (save the model with save_pretrained)")
+    return path
+
+
+def validate_hub_id(repo_id: str) -> None:
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        raise SourceError(f"'{repo_id}' is neither a local folder (start it with / or ./) nor a valid Hub repo id: {exc}") from None
+    if ".." in repo_id.split("/"):
+        raise SourceError(f"'{repo_id}' is not a valid Hub repo id")
+
+
+def resolve_hub(repo_id: str, revision: str | None, cache_dir: Path | None = None, local_only: bool = False) -> Path:
+    """Download (or find in the offline cache) a Hub snapshot; never returns a path outside the cache."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub import constants
+
+    validate_hub_id(repo_id)
+    try:
+        folder = snapshot_download(
+            repo_id=repo_id,
+            revision=revision,
+            cache_dir=str(cache_dir) if cache_dir else None,
+            ignore_patterns=_IGNORED_HUB_FILES,
+            local_files_only=local_only or constants.HF_HUB_OFFLINE,
+        )
+    except Exception as exc:  # huggingface_hub raises many types; the message is what matters
+        offline = " (offline: HF_HUB_OFFLINE is set and the model is not in the cache)" if constants.HF_HUB_OFFLINE else ""
+        raise SourceError(f"could not fetch '{repo_id}'{offline}: {type(exc).__name__}: {exc}") from None
+    resolved = Path(folder).resolve()
+    cache_root = Path(cache_dir or constants.HF_HUB_CACHE).resolve()
+    if cache_root not in resolved.parents:
+        raise SourceError(f"'{repo_id}' resolved outside the Hub cache; refusing to read it")
+    return resolved
+
+
+def resolve(model: ModelSpec, *, allowed_roots: list[Path] | None = None, cache_dir: Path | None = None) -> Path:
+    if is_local(model.source):
+        return resolve_local(model.source, allowed_roots)
+    return resolve_hub(model.source, model.revision, cache_dir)

@@ -1,0 +1,100 @@
+"""Read a model folder's weights safely: safetensors only, no remote code, no network.
+
+Pickle checkpoints (``pytorch_model.bin``, ``.pt``, ``.ckpt``) can run arbitrary code when
+loaded, so a folder that only has those is refused with a message saying how to convert
+it. ``trust_remote_code`` is never set: a config whose architecture lives in the repo's
+own Python files fails to load with transformers' own explanation.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+DTYPES: dict[str, Any] = {
+    "auto": "auto",
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "half": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+}
+_PICKLE_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.ckpt")
+
+
+class PickleWeightsRefused(ValueError):
+    """The folder has pickle weights only; hubserve loads safetensors."""
+
+
+def resolve_dtype(dtype: str) -> Any:
+    """``"auto"`` (the dtype the weights were saved in) or a torch dtype."""
+    try:
+        return DTYPES[dtype.lower()]
+    except (KeyError, AttributeError):
+        raise ValueError(f"unknown dtype {dtype!r}; use auto, float32, float16 or bfloat16") from None
+
+
+def resolve_device(device: str) -> str:
+    """Check that the device exists here; ``cuda`` without a GPU fails now, not mid-request."""
+    name = (device or "cpu").lower()
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} was requested but no CUDA GPU is visible to this process")
+    torch.device(name)  # raises on nonsense such as "gpu0"
+    return name
+
+
+def check_safetensors(model_dir: Path) -> None:
+    """Raise PickleWeightsRefused when ``model_dir`` holds pickle weights and no safetensors."""
+    model_dir = Path(model_dir)
+    if any(model_dir.glob("*.safetensors")) or (model_dir / "model.safetensors.index.json").exists():
+        return
+    pickles = sorted(p.name for pattern in _PICKLE_PATTERNS for p in model_dir.glob(pattern))
+    if pickles:
+        raise PickleWeightsRefused(
+            f"{model_dir} has only pickle weights ({', '.join(pickles)}); hubserve loads "
+            "safetensors only, because unpickling can run arbitrary code. If you trust the file, convert it "
+            "once with `AutoModel...from_pretrained(path).save_pretrained(path, safe_serialization=True)` "
+            "or pick a revision of the model that ships model.safetensors."
+        )
+
+
+def check_native_architecture(model_dir: Path) -> None:
+    """Refuse, with a useful message, a model whose architecture exists only in its own code."""
+    from transformers import CONFIG_MAPPING
+
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # from_pretrained reports a missing or broken config itself
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    if isinstance(config, dict) and config.get("auto_map") and model_type not in CONFIG_MAPPING:
+        raise ValueError(
+            f"{model_dir} needs its own modelling code (config.json auto_map, model_type {model_type!r}); "
+            "hubserve never runs a model repository's code (trust_remote_code). Pick a model whose "
+            "architecture transformers ships, or load it yourself in a handler.py with custom_code: true."
+        )
+
+
+def load_pretrained(model_dir: Path, auto_class: Any, dtype: str, device: str) -> tuple[Any, Any]:
+    """Load ``(model, tokenizer)`` from a local folder, in eval mode on ``device``."""
+    from transformers import AutoTokenizer
+
+    check_safetensors(model_dir)
+    check_native_architecture(model_dir)
+    device = resolve_device(device)
+    model = auto_class.from_pretrained(
+        str(model_dir),
+        dtype=resolve_dtype(dtype),
+        use_safetensors=True,
+        trust_remote_code=False,
+        local_files_only=True,
+    )
+    model.to(device)
+    model.eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False, local_files_only=True)
+    return model, tokenizer

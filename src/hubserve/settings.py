@@ -1,0 +1,35 @@
+"""Server settings: flags of `hubserve serve`, or HUBSERVE_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """One server's configuration; every field can be set as HUBSERVE_<FIELD>."""
+
+    model_config = SettingsConfigDict(env_prefix="HUBSERVE_", extra="ignore")
+
+    home: Path = Field(default=Path("~/.hubserve"), description="State folder: state.db, logs, caches.")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    token: str | None = Field(default=None, description="Bearer token required by the management API.", repr=False)
+    model_roots: list[Path] = Field(
+        default_factory=list, description="When set, local model folders must lie under one of these."
+    )
+    hub_cache: Path | None = Field(default=None, description="Hub cache folder; default: huggingface_hub's own.")
+    max_payload_bytes: int = Field(default=6 * 1024 * 1024, description="Largest invocation body (SageMaker: 6 MB).")
+    cold_start_timeout_s: float = Field(default=300.0, description="How long a request is held waiting for a replica.")
+    replica_start_timeout_s: float = Field(default=600.0, description="How long a replica may take to load.")
+    drain_timeout_s: float = Field(default=60.0, description="How long a retiring replica may finish its requests.")
+
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"

@@ -1,0 +1,167 @@
+"""Endpoint, model and compute specs: the document a user writes (YAML or JSON).
+
+Validation, defaults and limits live here and nowhere else. A leaf module: it imports
+only the task vocabulary.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from hubserve.tasks import normalize_task
+
+NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+MEMORY_SIZES_MB = (1024, 2048, 3072, 4096, 5120, 6144)
+
+INSTANCE_SIZES: dict[str, dict[str, Any]] = {
+    # Mirrors Inference Endpoints' CPU sizes; GPU sizes are accepted where a GPU exists.
+    "cpu-small": {"vcpus": 1, "memory_mb": 2048, "accelerator": "cpu"},
+    "cpu-medium": {"vcpus": 2, "memory_mb": 4096, "accelerator": "cpu"},
+    "cpu-large": {"vcpus": 4, "memory_mb": 8192, "accelerator": "cpu"},
+    "cpu-xlarge": {"vcpus": 8, "memory_mb": 16384, "accelerator": "cpu"},
+    "gpu-small": {"vcpus": 4, "memory_mb": 16384, "accelerator": "gpu"},
+    "gpu-medium": {"vcpus": 8, "memory_mb": 32768, "accelerator": "gpu"},
+    "gpu-large": {"vcpus": 16, "memory_mb": 65536, "accelerator": "gpu"},
+}
+
+
+class EndpointState(str, enum.Enum):
+    """States an endpoint moves through; names match Inference Endpoints'."""
+
+    PENDING = "pending"
+    INITIALIZING = "initializing"
+    RUNNING = "running"
+    UPDATING = "updating"
+    UPDATE_FAILED = "updateFailed"
+    PAUSED = "paused"
+    FAILED = "failed"
+    DELETING = "deleting"
+    SCALED_TO_ZERO = "scaledToZero"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSpec(_Strict):
+    """Where the model comes from and what it does."""
+
+    source: str = Field(
+        description="A local folder (absolute path, ./relative or file://) or a Hub repo id such as org/name."
+    )
+    revision: str | None = Field(default=None, description="Hub branch, tag or commit; Hub sources only.")
+    task: str | None = Field(default=None, description="Inferred from the model's config when omitted.")
+    framework: Literal["pytorch"] = "pytorch"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+
+    @field_validator("source")
+    @classmethod
+    def _source_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("source must name a local folder or a Hub repo id")
+        return value.strip()
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_task(value)
+
+
+class ServerlessCompute(_Strict):
+    """Scale-to-zero compute sized by memory, as SageMaker Serverless Inference."""
+
+    type: Literal["serverless"] = "serverless"
+    memory_mb: int = Field(default=2048, description="1024..6144 in steps of 1024; vCPUs follow memory.")
+    max_concurrency: int = Field(default=5, ge=1, le=200)
+    provisioned_concurrency: int = Field(default=0, ge=0, le=200)
+    idle_timeout_s: int = Field(default=300, ge=1, le=86400)
+
+    @field_validator("memory_mb")
+    @classmethod
+    def _memory_size(cls, value: int) -> int:
+        if value not in MEMORY_SIZES_MB:
+            raise ValueError(f"memory_mb must be one of {', '.join(map(str, MEMORY_SIZES_MB))} (1024..6144 in steps of 1024)")
+        return value
+
+    @model_validator(mode="after")
+    def _provisioned_within_max(self) -> ServerlessCompute:
+        if self.provisioned_concurrency > self.max_concurrency:
+            raise ValueError(
+                f"provisioned_concurrency ({self.provisioned_concurrency}) must be between 0 and "
+                f"max_concurrency ({self.max_concurrency})"
+            )
+        return self
+
+
+class DedicatedCompute(_Strict):
+    """Always-on replicas of a fixed instance size, as Inference Endpoints."""
+
+    type: Literal["dedicated"] = "dedicated"
+    instance: str = Field(default="cpu-small", description="One of " + ", ".join(INSTANCE_SIZES))
+    min_replicas: int = Field(default=1, ge=0, le=64)
+    max_replicas: int = Field(default=1, ge=1, le=64)
+    target_concurrency: int = Field(default=4, ge=1, le=1000)
+    scale_to_zero_after_s: int = Field(default=900, ge=1, le=86400)
+
+    @field_validator("instance")
+    @classmethod
+    def _known_instance(cls, value: str) -> str:
+        if value not in INSTANCE_SIZES:
+            raise ValueError(f"unknown instance '{value}'; choose one of {', '.join(INSTANCE_SIZES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _min_within_max(self) -> DedicatedCompute:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas ({self.min_replicas}) must not exceed max_replicas ({self.max_replicas})")
+        return self
+
+
+Compute = Annotated[Union[ServerlessCompute, DedicatedCompute], Field(discriminator="type")]
+
+
+class EndpointSpec(_Strict):
+    """The unit a user creates, updates, invokes, pauses, resumes and deletes."""
+
+    name: str = Field(description="DNS-safe: lowercase letters, digits and '-', 1..63 characters.")
+    model: ModelSpec
+    compute: Compute = Field(default_factory=ServerlessCompute)
+    env: dict[str, str] = Field(default_factory=dict, description="Environment variables for the replicas.")
+    custom_code: bool = Field(
+        default=False, description="Run the folder's handler.py or code/inference.py (off: they are ignored)."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _dns_safe(cls, value: str) -> str:
+        if not NAME_PATTERN.match(value):
+            raise ValueError(
+                "name must be DNS-safe: 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit"
+            )
+        return value
+
+
+def merge_patch(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """JSON merge patch (RFC 7386): what PATCH /v1/endpoints/{name} applies to a spec."""
+    merged = dict(base)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_patch(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def vcpus_for(compute: ServerlessCompute | DedicatedCompute, machine_cores: int) -> int:
+    """vCPUs a replica gets, capped by the machine: serverless follows memory like Lambda (1 per 1769 MB)."""
+    if isinstance(compute, ServerlessCompute):
+        wanted = max(1, round(compute.memory_mb / 1769))
+    else:
+        wanted = INSTANCE_SIZES[compute.instance]["vcpus"]
+    return max(1, min(wanted, machine_cores))

@@ -1,0 +1,3 @@
+from hubserve.worker.server import main
+
+main()

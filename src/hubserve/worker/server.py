@@ -1,0 +1,104 @@
+"""The replica's main loop: load the model, then serve frames from the gateway on a Unix socket.
+
+Inference runs in one thread (torch uses its own intra-op threads), so the event loop stays free
+to read new requests while a prediction runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from hubserve.worker.handling import handle
+from hubserve.worker.protocol import Response, decode_request, encode_frame, read_payload
+
+READY_LINE = "hubserve-replica-ready"
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="hubserve-replica")
+    parser.add_argument("--socket", required=True, type=Path)
+    parser.add_argument("--model-dir", required=True, type=Path)
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--custom-code", action="store_true")
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--error-file", required=True, type=Path)
+    return parser.parse_args(argv)
+
+
+def _exit_with_parent() -> None:
+    """A replica must never outlive the server that started it, however the server died."""
+    parent = os.getppid()
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
+class ReplicaServer:
+    """Serves one loaded model to any number of gateway connections."""
+
+    def __init__(self, model: object) -> None:
+        self._model = model
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+
+    async def serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                try:
+                    payload = await read_payload(reader)
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                request = decode_request(payload)
+                future = loop.run_in_executor(self._executor, handle, self._model, request)
+                future.add_done_callback(lambda done, w=writer: _reply(w, done.result()))
+        finally:
+            writer.close()
+
+
+def _reply(writer: asyncio.StreamWriter, response: Response) -> None:
+    if not writer.is_closing():
+        writer.write(encode_frame(response))
+
+
+async def _serve(socket_path: Path, server: ReplicaServer) -> None:
+    socket_path.unlink(missing_ok=True)
+    unix_server = await asyncio.start_unix_server(server.serve_connection, path=str(socket_path))
+    print(READY_LINE, flush=True)
+    async with unix_server:
+        await unix_server.serve_forever()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parse_args(argv)
+    threading.Thread(target=_exit_with_parent, daemon=True, name="parent-watch").start()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    started = time.perf_counter()
+    try:
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))
+        from hubserve.models.loading import load_model
+
+        model = load_model(args.model_dir, args.task, custom_code=args.custom_code, dtype=args.dtype, device=args.device)
+    except BaseException as exc:  # any failure to load is the endpoint's failure reason
+        traceback.print_exc()
+        args.error_file.write_text(json.dumps({"type": type(exc).__name__, "message": str(exc)}))
+        sys.exit(3)
+    print(f"model loaded in {time.perf_counter() - started:.2f}s (task {args.task})", flush=True)
+    asyncio.run(_serve(args.socket, ReplicaServer(model)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""Model folders the integration tests need beyond the tiny task models."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+# A handler that misbehaves on request: crashes the replica, raises, or answers normally.
+FAULTY_HANDLER = textwrap.dedent(
+    '''
+    import os
+    import time
+
+    from transformers import pipeline
+
+
+    class EndpointHandler:
+        def __init__(self, path=""):
+            self.pipe = pipeline("text-classification", model=path)
+
+        def __call__(self, data):
+            inputs = data["inputs"]
+            if inputs == "crash":
+                time.sleep(0.2)
+                os._exit(17)
+            if inputs == "boom":
+                raise RuntimeError("boom requested by the test")
+            if inputs == "slow":
+                time.sleep(1.0)
+            return {"pid": os.getpid(), "result": self.pipe(inputs)}
+    '''
+)
+
+
+def faulty_handler_model(text_classification: Path, dst: Path) -> Path:
+    """A copy of a text-classification folder with a handler.py that crashes or raises on demand."""
+    if not dst.exists():
+        shutil.copytree(text_classification, dst)
+        (dst / "handler.py").write_text(FAULTY_HANDLER)
+    return dst
