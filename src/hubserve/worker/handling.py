@@ -36,6 +36,16 @@ def parse_body(body: bytes, content_type: str) -> Any:
         raise ValidationError(f"The request body is not valid JSON ({exc}). Send a JSON object like {_EXAMPLE}.") from None
 
 
+def check_accept(accept: str) -> None:
+    """Standard tasks answer JSON only; say so rather than send JSON to a client that refused it."""
+    accepted = [part.split(";", 1)[0].strip().lower() for part in accept.split(",")]
+    if not any(a in ("", "*/*", "application/*", "application/json") or a.endswith("+json") for a in accepted):
+        raise ValidationError(
+            f"Unsupported Accept '{accept}': this endpoint answers application/json; "
+            "send Accept: application/json (or serve your own format with custom code's output_fn)."
+        )
+
+
 def require_inputs(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict) or "inputs" not in data:
         raise ValidationError(f"The request body must be a JSON object with an 'inputs' field, like {_EXAMPLE}.")
@@ -51,6 +61,7 @@ def handle(model: LoadedModel, request: Request) -> Response:
         if model.accepts_raw:
             body, content_type = model.handle_raw(request.body, request.content_type, request.accept)
             return Response(id=request.id, ok=True, body=body, content_type=content_type)
+        check_accept(request.accept)
         data = parse_body(request.body, request.content_type)
         if not model.custom:
             require_inputs(data)

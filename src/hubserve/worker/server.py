@@ -89,6 +89,9 @@ def main(argv: list[str] | None = None) -> None:
         import torch
 
         torch.set_num_threads(max(1, args.threads))
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()  # bars would flood the replica's log
         from hubserve.models.loading import load_model
 
         model = load_model(args.model_dir, args.task, custom_code=args.custom_code, dtype=args.dtype, device=args.device)
