@@ -10,7 +10,7 @@ import enum
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hubserve.tasks import normalize_task
 
@@ -41,6 +41,21 @@ class EndpointState(str, enum.Enum):
     FAILED = "failed"
     DELETING = "deleting"
     SCALED_TO_ZERO = "scaledToZero"
+
+
+def _between(low: int, high: int) -> AfterValidator:
+    """A range check whose message names the whole allowed range, not just the broken bound."""
+
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high} (got {value})")
+        return value
+
+    return AfterValidator(check)
+
+
+def _bounded(low: int, high: int) -> Any:
+    return Annotated[int, _between(low, high), Field(json_schema_extra={"minimum": low, "maximum": high})]
 
 
 class _Strict(BaseModel):
@@ -76,9 +91,9 @@ class ServerlessCompute(_Strict):
 
     type: Literal["serverless"] = "serverless"
     memory_mb: int = Field(default=2048, description="1024..6144 in steps of 1024; vCPUs follow memory.")
-    max_concurrency: int = Field(default=5, ge=1, le=200)
-    provisioned_concurrency: int = Field(default=0, ge=0, le=200)
-    idle_timeout_s: int = Field(default=300, ge=1, le=86400)
+    max_concurrency: _bounded(1, 200) = 5
+    provisioned_concurrency: _bounded(0, 200) = 0
+    idle_timeout_s: _bounded(1, 86400) = 300
 
     @field_validator("memory_mb")
     @classmethod
@@ -102,10 +117,10 @@ class DedicatedCompute(_Strict):
 
     type: Literal["dedicated"] = "dedicated"
     instance: str = Field(default="cpu-small", description="One of " + ", ".join(INSTANCE_SIZES))
-    min_replicas: int = Field(default=1, ge=0, le=64)
-    max_replicas: int = Field(default=1, ge=1, le=64)
-    target_concurrency: int = Field(default=4, ge=1, le=1000)
-    scale_to_zero_after_s: int = Field(default=900, ge=1, le=86400)
+    min_replicas: _bounded(0, 64) = 1
+    max_replicas: _bounded(1, 64) = 1
+    target_concurrency: _bounded(1, 1000) = 4
+    scale_to_zero_after_s: _bounded(1, 86400) = 900
 
     @field_validator("instance")
     @classmethod
@@ -135,10 +150,17 @@ class EndpointSpec(_Strict):
         default=False, description="Run the folder's handler.py or code/inference.py (off: they are ignored)."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _compute_type_defaults_to_serverless(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("compute"), dict) and "type" not in data["compute"]:
+            data = {**data, "compute": {"type": "serverless", **data["compute"]}}
+        return data
+
     @field_validator("name")
     @classmethod
     def _dns_safe(cls, value: str) -> str:
-        if not NAME_PATTERN.match(value):
+        if not NAME_PATTERN.fullmatch(value):
             raise ValueError(
                 "name must be DNS-safe: 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit"
             )
@@ -151,8 +173,9 @@ def merge_patch(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     for key, value in patch.items():
         if value is None:
             merged.pop(key, None)
-        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge_patch(merged[key], value)
+        elif isinstance(value, dict):
+            target = merged.get(key)
+            merged[key] = merge_patch(target if isinstance(target, dict) else {}, value)
         else:
             merged[key] = value
     return merged

@@ -6,6 +6,8 @@ CLI agree on one list.
 
 from __future__ import annotations
 
+import re
+
 TASKS: tuple[str, ...] = (
     "text-classification",
     "token-classification",
@@ -32,7 +34,7 @@ def normalize_task(task: str) -> str:
     """Return the canonical task name, or raise ValueError listing the supported tasks."""
     name = task.strip().lower().replace("_", "-")
     name = TASK_ALIASES.get(name, name)
-    if name.startswith("translation-") and "-to-" in name:
+    if re.fullmatch(r"translation-[a-z]{2,3}(-[a-z]+)?-to-[a-z]{2,3}(-[a-z]+)?", name):
         return "translation"
     if name not in TASKS:
         raise ValueError(f"unknown task '{task}'; supported tasks: {', '.join(TASKS)}")
