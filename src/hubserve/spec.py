@@ -188,3 +188,10 @@ def vcpus_for(compute: ServerlessCompute | DedicatedCompute, machine_cores: int)
     else:
         wanted = INSTANCE_SIZES[compute.instance]["vcpus"]
     return max(1, min(wanted, machine_cores))
+
+
+def device_for(compute: ServerlessCompute | DedicatedCompute) -> str:
+    """torch device of the replicas: GPU instance sizes run on CUDA, everything else on the CPU."""
+    if isinstance(compute, DedicatedCompute) and INSTANCE_SIZES[compute.instance]["accelerator"] == "gpu":
+        return "cuda"
+    return "cpu"

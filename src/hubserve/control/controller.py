@@ -20,7 +20,7 @@ from hubserve.backends.channel import ReplicaChannel
 from hubserve.errors import ColdStartTimeout, EndpointNotFound, ModelNotReady
 from hubserve.models.sources import SourceError, resolve
 from hubserve.settings import Settings
-from hubserve.spec import EndpointSpec, EndpointState, vcpus_for
+from hubserve.spec import EndpointSpec, EndpointState, device_for, vcpus_for
 from hubserve.store import EndpointRecord, EndpointStore
 
 log = logging.getLogger("hubserve.controller")
@@ -241,6 +241,7 @@ class Controller:
             task=task,
             custom_code=spec.custom_code,
             dtype=spec.model.dtype,
+            device=device_for(spec.compute),
             threads=vcpus_for(spec.compute, self._machine_cores),
             env=spec.env,
         )
