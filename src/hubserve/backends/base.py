@@ -38,6 +38,7 @@ class ReplicaHandle:
     id: str
     launch: ReplicaLaunch
     log_path: Path
+    pid: int | None = None
     channel: ReplicaChannel | None = None
 
 

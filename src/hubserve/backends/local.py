@@ -59,7 +59,7 @@ class LocalBackend:
                 *command, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True
             )
         self._processes[replica_id] = process
-        return ReplicaHandle(id=replica_id, launch=launch, log_path=log_path)
+        return ReplicaHandle(id=replica_id, launch=launch, log_path=log_path, pid=process.pid)
 
     async def wait_ready(self, handle: ReplicaHandle, timeout: float) -> ReplicaChannel:
         process = self._processes[handle.id]
