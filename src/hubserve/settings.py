@@ -22,8 +22,13 @@ class Settings(BaseSettings):
     )
     hub_cache: Path | None = Field(default=None, description="Hub cache folder; default: huggingface_hub's own.")
     max_payload_bytes: int = Field(default=6 * 1024 * 1024, description="Largest invocation body (SageMaker: 6 MB).")
-    cold_start_timeout_s: float = Field(default=300.0, description="How long a request is held waiting for a replica.")
+    cold_start_timeout_s: float = Field(default=180.0, description="How long a request is held waiting for a replica.")
     replica_start_timeout_s: float = Field(default=600.0, description="How long a replica may take to load.")
+    serverless_slots_per_replica: int = Field(
+        default=4, ge=1, description="Concurrent invocations one serverless replica takes before another starts."
+    )
+    scale_down_window_s: float = Field(default=60.0, description="Stabilisation window before replicas are removed.")
+    autoscale_interval_s: float = Field(default=0.25, description="How often the autoscaler looks at every endpoint.")
     drain_timeout_s: float = Field(default=60.0, description="How long a retiring replica may finish its requests.")
 
     @property

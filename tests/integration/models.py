@@ -6,7 +6,7 @@ import shutil
 import textwrap
 from pathlib import Path
 
-# A handler that misbehaves on request: crashes the replica, raises, or answers normally.
+# A handler that misbehaves on request: crashes the replica, raises, sleeps, eats memory, or answers.
 FAULTY_HANDLER = textwrap.dedent(
     '''
     import os
@@ -17,6 +17,7 @@ FAULTY_HANDLER = textwrap.dedent(
 
     class EndpointHandler:
         def __init__(self, path=""):
+            time.sleep(float(os.environ.get("TEST_INIT_SLEEP_S", "0")))
             self.pipe = pipeline("text-classification", model=path)
 
         def __call__(self, data):
@@ -28,6 +29,10 @@ FAULTY_HANDLER = textwrap.dedent(
                 raise RuntimeError("boom requested by the test")
             if inputs == "slow":
                 time.sleep(1.0)
+            if inputs == "eat":
+                hog = b"x" * (1600 * 1024 * 1024)  # written, so resident
+                time.sleep(3.0)
+                return {"ate": len(hog)}
             return {"pid": os.getpid(), "result": self.pipe(inputs)}
     '''
 )

@@ -141,4 +141,4 @@ def test_list_shows_every_task_endpoint(api: httpx.Client, task_endpoints: dict[
     for task, name in task_endpoints.items():
         assert items[name]["model"]["task"] == task
         assert items[name]["url"].endswith(f"/endpoints/{name}")
-        assert items[name]["replicas"] == {"ready": 1, "desired": 1}
+        assert items[name]["replicas"]["ready"] == 1 and items[name]["replicas"]["desired"] == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import statistics
 from typing import Any
 
 import pydantic
@@ -14,7 +16,7 @@ from hubserve.control.controller import Controller, EndpointRuntime
 from hubserve.errors import EndpointExists, SpecError
 from hubserve.models import sources
 from hubserve.settings import Settings
-from hubserve.spec import EndpointSpec, merge_patch
+from hubserve.spec import INSTANCE_SIZES, DedicatedCompute, EndpointSpec, EndpointState, merge_patch
 from hubserve.store import EndpointRecord
 
 router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"], dependencies=[Depends(require_token)])
@@ -31,11 +33,32 @@ def describe(record: EndpointRecord, runtime: EndpointRuntime, base_url: str) ->
         "state": runtime.state.value,
         "reason": runtime.reason,
         "url": f"{base_url}/endpoints/{record.name}",
-        "replicas": {"ready": len(runtime.serving), "desired": 0 if record.desired == "paused" else 1},
+        "replicas": {
+            "ready": len(runtime.serving),
+            "starting": runtime.starting,
+            "desired": _desired_replicas(record, runtime),
+        },
+        "requests": {"in_flight": runtime.in_flight, "held": runtime.held},
+        "cold_starts": runtime.cold_starts,
+        "throttles": runtime.throttles,
+        "model_setup_ms": _setup_summary(runtime),
         "notes": record.notes,
         "created_at": record.created_at.isoformat(),
         "updated_at": record.updated_at.isoformat(),
     }
+
+
+def _desired_replicas(record: EndpointRecord, runtime: EndpointRuntime) -> int:
+    if record.desired == "paused" or runtime.state in (EndpointState.FAILED, EndpointState.DELETING):
+        return 0
+    return runtime.desired if runtime.deployed else 1
+
+
+def _setup_summary(runtime: EndpointRuntime) -> dict[str, float] | None:
+    """ModelSetupTime of the replicas started by scaling: how long a cold start's replica took."""
+    if not runtime.model_setup_ms:
+        return None
+    return {"last": round(runtime.model_setup_ms[-1], 1), "p50": round(statistics.median(runtime.model_setup_ms), 1)}
 
 
 def _base_url(request: Request) -> str:
@@ -50,6 +73,9 @@ def prepare(spec: EndpointSpec, settings: Settings) -> tuple[EndpointSpec, list[
     def fail(field: str, message: str) -> SpecError:
         return SpecError(f"The endpoint spec is invalid: {field}: {message}", details=[{"field": field, "message": message}])
 
+    compute = spec.compute
+    if isinstance(compute, DedicatedCompute) and INSTANCE_SIZES[compute.instance]["accelerator"] == "gpu" and not _has_gpu():
+        raise fail("compute.instance", f"'{compute.instance}' needs an NVIDIA GPU and this machine has none; use a cpu-* size")
     if not sources.is_local(spec.model.source):
         try:
             sources.validate_hub_id(spec.model.source)
@@ -76,6 +102,10 @@ def prepare(spec: EndpointSpec, settings: Settings) -> tuple[EndpointSpec, list[
     else:
         notes = []
     return spec, notes
+
+
+def _has_gpu() -> bool:
+    return shutil.which("nvidia-smi") is not None
 
 
 @router.post("", status_code=201, summary="Create an endpoint")
@@ -147,6 +177,13 @@ async def delete_endpoint(request: Request, name: str) -> JSONResponse:
 async def pause_endpoint(request: Request, name: str) -> dict[str, Any]:
     controller = _controller(request)
     controller.pause(name)
+    return describe(*controller.describe(name), _base_url(request))
+
+
+@router.post("/{name}/scale-to-zero", summary="Stop every replica now; the next invocation starts one")
+async def scale_endpoint_to_zero(request: Request, name: str) -> dict[str, Any]:
+    controller = _controller(request)
+    await controller.scale_to_zero(name)
     return describe(*controller.describe(name), _base_url(request))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from hubserve.errors import ReplicaCrashed
+from hubserve.errors import HubserveError, ReplicaCrashed
 from hubserve.worker.protocol import Request, Response, decode_response, encode_frame, read_payload
 
 
@@ -68,13 +68,17 @@ class ReplicaChannel:
         finally:
             self._fail_pending()
 
-    def _fail_pending(self) -> None:
+    def fail_pending_with(self, error: HubserveError) -> None:
+        """Fail every request in flight with ``error`` (the controller is stopping this replica)."""
         self._closed = True
         for future in self._pending.values():
             if not future.done():
-                future.set_exception(
-                    ReplicaCrashed(f"Replica {self.replica_id} exited while serving this request; it is being restarted, retry the request.")
-                )
+                future.set_exception(error)
+
+    def _fail_pending(self) -> None:
+        self.fail_pending_with(
+            ReplicaCrashed(f"Replica {self.replica_id} exited while serving this request; it is being replaced, retry the request.")
+        )
 
     async def close(self) -> None:
         self._closed = True

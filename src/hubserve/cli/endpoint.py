@@ -203,6 +203,17 @@ def pause(
     _show_state(ctx, json_, description, name)
 
 
+@app.command("scale-to-zero")
+@cli_errors
+def scale_to_zero(
+    ctx: typer.Context, name: NameArg, url: UrlOption = None, token: TokenOption = None, json_: JsonOption = False
+) -> None:
+    """Stop every replica now; the next invocation starts one again (a cold start)."""
+    with make_client(ctx, url, token) as client:
+        description = client.scale_to_zero(name)
+    _show_state(ctx, json_, description, name)
+
+
 @app.command("resume")
 @cli_errors
 def resume(

@@ -1,23 +1,30 @@
-"""The controller: one reconcile loop per endpoint drives its replicas towards the stored spec.
+"""The controller: reconciles each endpoint with its stored spec and scales its replicas.
 
-Every change a user makes is written to the store first and then "kicks" the endpoint's loop,
-so a restart of the server, which simply starts every loop again, restores every endpoint.
-Roll-outs start the new replica before the old one stops taking traffic, so updates drop nothing.
+Every change a user makes is written to the store first and then kicks the endpoint's
+reconcile loop, so a restart of the server, which simply starts every loop again, restores
+every endpoint. The reconcile loop owns generations (deploy, rolling update, pause, delete);
+the autoscaler owns how many replicas of the deployed generation run (scaling.py), and
+watches their memory.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import logging
 import os
 import secrets
+import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from hubserve.backends.base import Backend, ReplicaHandle, ReplicaLaunch, ReplicaStartFailed
 from hubserve.backends.channel import ReplicaChannel
-from hubserve.errors import ColdStartTimeout, EndpointNotFound, ModelNotReady
+from hubserve.control import memory
+from hubserve.control.runtime import EndpointRuntime
+from hubserve.control.scaling import Stabiliser, policy_for, recommend
+from hubserve.errors import ColdStartTimeout, EndpointNotFound, ModelError, ModelNotReady, Throttled
 from hubserve.models.sources import SourceError, resolve
 from hubserve.settings import Settings
 from hubserve.spec import EndpointSpec, EndpointState, device_for, vcpus_for
@@ -25,27 +32,26 @@ from hubserve.store import EndpointRecord, EndpointStore
 
 log = logging.getLogger("hubserve.controller")
 
+_ACTIVE_STATES = (EndpointState.RUNNING, EndpointState.SCALED_TO_ZERO, EndpointState.UPDATE_FAILED, EndpointState.INITIALIZING)
 
-@dataclasses.dataclass(eq=False)
-class EndpointRuntime:
-    """What is running for one endpoint, kept in memory beside its stored record."""
 
-    name: str
-    state: EndpointState
-    reason: str | None = None
-    serving: list[ReplicaHandle] = dataclasses.field(default_factory=list)
-    serving_spec: str | None = None  # the spec JSON the serving replicas were started from
-    failed_spec: str | None = None  # a spec that failed to deploy is not retried until it changes
-    changed: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
-    ready: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
-    loop_task: asyncio.Task[None] | None = None
+class Lease:
+    """One admitted invocation: the channel to use and whether it waited for a cold start."""
 
-    def kick(self) -> None:
-        self.changed.set()
+    __slots__ = ("channel", "cold_start", "_runtime")
+
+    def __init__(self, runtime: EndpointRuntime, channel: ReplicaChannel, cold_start: bool) -> None:
+        self.channel = channel
+        self.cold_start = cold_start
+        self._runtime = runtime
+
+    def release(self) -> None:
+        self._runtime.in_flight -= 1
+        self._runtime.last_activity = time.monotonic()
 
 
 class Controller:
-    """Owns every endpoint's replicas; the gateway asks it for a channel per request."""
+    """Owns every endpoint's replicas; the gateway leases a replica channel per request."""
 
     def __init__(self, store: EndpointStore, backend: Backend, settings: Settings) -> None:
         self._store = store
@@ -53,8 +59,10 @@ class Controller:
         self._settings = settings
         self._runtimes: dict[str, EndpointRuntime] = {}
         self._replica_ids = itertools.count(1)
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
         self._machine_cores = os.cpu_count() or 1
+        self._machine_mb = memory.machine_memory_mb()
+        self._autoscaler: asyncio.Task[None] | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -62,10 +70,13 @@ class Controller:
         """Bring back every endpoint the store holds (desired state survives restarts)."""
         for record in self._store.list():
             self._ensure_runtime(record)
+        self._autoscaler = asyncio.get_running_loop().create_task(self._autoscale_forever())
 
     async def stop(self) -> None:
         """Stop every replica; the store keeps the desired state for the next start."""
         tasks = [*(rt.loop_task for rt in self._runtimes.values() if rt.loop_task), *self._background]
+        if self._autoscaler is not None:
+            tasks.append(self._autoscaler)
         for task in tasks:
             task.cancel()  # supervisors would otherwise wait for replicas that we stop below
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -93,7 +104,7 @@ class Controller:
         return record
 
     def update(self, spec: EndpointSpec, notes: list[str]) -> EndpointRecord:
-        record, runtime = self.describe(spec.name)
+        _, runtime = self.describe(spec.name)
         self._store.update(spec.name, spec=spec, notes=notes)
         runtime.kick()
         return self.describe(spec.name)[0]
@@ -108,6 +119,8 @@ class Controller:
         record, runtime = self.describe(name)
         self._store.update(name, desired="running")
         runtime.failed_spec = None  # resume is also how a user retries a failed endpoint
+        if record.state is EndpointState.FAILED and not runtime.serving:
+            runtime.spec = runtime.spec_json = runtime.policy = None  # deploy the spec again from scratch
         if record.state in (EndpointState.PAUSED, EndpointState.FAILED):
             self._set_state(runtime, EndpointState.PENDING, None)
         runtime.kick()
@@ -117,33 +130,87 @@ class Controller:
         _, runtime = self.describe(name)
         self._set_state(runtime, EndpointState.DELETING, None)
         runtime.kick()
+        runtime.notify_waiters()
+        return self.describe(name)[0]
+
+    async def scale_to_zero(self, name: str) -> EndpointRecord:
+        """Stop every replica now; the next invocation starts one (a cold start)."""
+        record, runtime = self.describe(name)
+        if not runtime.deployed or runtime.state not in _ACTIVE_STATES:
+            raise ModelNotReady(f"Endpoint '{name}' is {runtime.state.value}; only a deployed endpoint can scale to zero.")
+        runtime.forced_zero = True  # until the next invocation, whatever the minimum says
+        if runtime.stabiliser is not None:
+            runtime.stabiliser.reset()
+        runtime.desired = 0
+        await self._retire_all(runtime, keep_generation=True)
+        self._set_state(runtime, EndpointState.SCALED_TO_ZERO, None)
         return self.describe(name)[0]
 
     # --- the gateway's view ----------------------------------------------------------------
 
-    async def acquire(self, name: str) -> tuple[ReplicaChannel, bool]:
-        """A ready replica's channel (least outstanding requests) and whether we waited for a start."""
+    async def acquire(self, name: str) -> Lease:
+        """Admit one invocation and lease it a ready replica, holding it through a cold start."""
         runtime = self._runtimes.get(name)
         if runtime is None:
             raise EndpointNotFound(name)
-        cold = False
-        if not runtime.serving:
-            self._raise_if_unservable(runtime)
-            cold = True
-            try:
-                await asyncio.wait_for(runtime.ready.wait(), self._settings.cold_start_timeout_s)
-            except asyncio.TimeoutError:
-                raise ColdStartTimeout(
-                    f"Endpoint '{name}' had no ready replica within {self._settings.cold_start_timeout_s:.0f}s "
-                    f"(state {runtime.state.value}); retry later or check its logs."
-                ) from None
-            if not runtime.serving:
+        policy = runtime.policy
+        if policy is not None and policy.max_concurrency is not None and runtime.in_flight >= policy.max_concurrency:
+            runtime.throttles += 1
+            error = Throttled(
+                f"Endpoint '{name}' is at its max_concurrency of {policy.max_concurrency} concurrent invocations; "
+                "retry after a moment or raise max_concurrency."
+            )
+            error.headers["Retry-After"] = "1"
+            raise error
+        runtime.in_flight += 1
+        runtime.last_activity = time.monotonic()
+        runtime.forced_zero = False
+        try:
+            channel, cold = self._pick(runtime), False
+            if channel is None:
+                channel, cold = await self._hold(runtime), True
+        except BaseException:
+            runtime.in_flight -= 1
+            raise
+        return Lease(runtime, channel, cold)
+
+    @staticmethod
+    def _pick(runtime: EndpointRuntime) -> ReplicaChannel | None:
+        best: ReplicaChannel | None = None
+        for handle in runtime.serving:
+            channel = handle.channel
+            if channel is not None and not channel.closed and (best is None or channel.outstanding < best.outstanding):
+                best = channel
+        return best
+
+    async def _hold(self, runtime: EndpointRuntime) -> ReplicaChannel:
+        """Wait for a ready replica, asking the autoscaler for one now; never 503 while one starts."""
+        self._raise_if_unservable(runtime)
+        timeout = self._settings.cold_start_timeout_s
+        deadline = time.monotonic() + timeout
+        runtime.held += 1
+        try:
+            self._scale(runtime)
+            while True:
+                wakeup = runtime.wakeup
+                channel = self._pick(runtime)
+                if channel is not None:
+                    runtime.cold_starts += 1
+                    return channel
                 self._raise_if_unservable(runtime)
-                raise ModelNotReady(f"Endpoint '{name}' is not ready (state {runtime.state.value}); retry shortly.")
-        channels = [handle.channel for handle in runtime.serving if handle.channel and not handle.channel.closed]
-        if not channels:
-            raise ModelNotReady(f"Endpoint '{name}' is restarting its replica; retry shortly.")
-        return min(channels, key=lambda channel: channel.outstanding), cold
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    reason = f"a cold start took longer than the {timeout:.0f}s cold-start timeout"
+                    runtime.reason = reason
+                    raise ColdStartTimeout(
+                        f"Endpoint '{runtime.name}': {reason}; the request was not run. Retry, or check the endpoint's logs."
+                    )
+                try:
+                    await asyncio.wait_for(wakeup.wait(), remaining)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            runtime.held -= 1
 
     @staticmethod
     def _raise_if_unservable(runtime: EndpointRuntime) -> None:
@@ -156,7 +223,7 @@ class Controller:
         if runtime.state is EndpointState.DELETING:
             raise ModelNotReady(f"Endpoint '{runtime.name}' is being deleted.")
 
-    # --- reconciliation --------------------------------------------------------------------
+    # --- reconciliation of generations ---------------------------------------------------
 
     def _ensure_runtime(self, record: EndpointRecord) -> EndpointRuntime:
         runtime = self._runtimes.get(record.name)
@@ -193,40 +260,43 @@ class Controller:
         if record.desired == "paused":
             await self._retire_all(runtime)
             self._set_state(runtime, EndpointState.PAUSED, None)
+            runtime.notify_waiters()
             return False
         spec_json = record.spec.model_dump_json()
-        if runtime.serving and runtime.serving_spec == spec_json:
-            self._set_state(runtime, EndpointState.RUNNING, None)
-        elif runtime.failed_spec != spec_json:
+        if runtime.spec_json != spec_json and runtime.failed_spec != spec_json:
             await self._roll_out(runtime, record.spec, spec_json)
         return False
 
     async def _roll_out(self, runtime: EndpointRuntime, spec: EndpointSpec, spec_json: str) -> None:
-        """Start a replica of the new spec; only once it is ready does it replace the old ones."""
+        """Start one replica of the new spec; only once it is ready does it replace the old ones."""
         updating = bool(runtime.serving)
-        self._set_state(runtime, EndpointState.UPDATING if updating else EndpointState.INITIALIZING, runtime.reason)
+        self._set_state(runtime, EndpointState.UPDATING if updating else EndpointState.INITIALIZING, None)
         try:
-            launch = await self._launch_for(spec)
-            handle = await self._backend.start(f"{spec.name}-{next(self._replica_ids)}-{secrets.token_hex(2)}", launch)
-            await self._backend.wait_ready(handle, self._settings.replica_start_timeout_s)
+            handle = await self._start_ready_replica(spec)
         except (SourceError, ValueError, ReplicaStartFailed) as exc:
-            reason = str(exc)
             runtime.failed_spec = spec_json
             if updating:
-                reason = f"update failed, still serving the previous spec: {reason}"
-            self._set_state(runtime, EndpointState.UPDATE_FAILED if updating else EndpointState.FAILED, reason)
+                self._set_state(runtime, EndpointState.UPDATE_FAILED, f"update failed, still serving the previous spec: {exc}")
+            else:
+                self._set_state(runtime, EndpointState.FAILED, str(exc))
+            runtime.notify_waiters()
             return
-        previous = runtime.serving
-        runtime.serving = [handle]
-        runtime.serving_spec = spec_json
-        runtime.failed_spec = None
-        runtime.ready.set()
-        self._spawn(self._supervise(runtime, handle))
+        previous, runtime.serving = runtime.serving, []
+        runtime.spec, runtime.spec_json, runtime.failed_spec = spec, spec_json, None
+        runtime.policy = policy_for(spec.compute, self._settings.serverless_slots_per_replica)
+        runtime.stabiliser = Stabiliser(self._settings.scale_down_window_s)
+        runtime.last_activity = time.monotonic()
+        self._add_serving(runtime, handle)
         for old in previous:
             self._spawn(self._retire(old))
-        if self._store.get(runtime.name) is not None:
-            self._set_state(runtime, EndpointState.RUNNING, None)
-            runtime.kick()  # the user may have changed something while we were starting
+        self._set_state(runtime, EndpointState.RUNNING, None)
+        runtime.kick()  # the user may have changed something while we were starting
+
+    async def _start_ready_replica(self, spec: EndpointSpec) -> ReplicaHandle:
+        launch = await self._launch_for(spec)
+        handle = await self._backend.start(f"{spec.name}-{next(self._replica_ids)}-{secrets.token_hex(2)}", launch)
+        await self._backend.wait_ready(handle, self._settings.replica_start_timeout_s)
+        return handle
 
     async def _launch_for(self, spec: EndpointSpec) -> ReplicaLaunch:
         from hubserve.models.task_inference import infer_task
@@ -246,19 +316,22 @@ class Controller:
             env=spec.env,
         )
 
+    def _add_serving(self, runtime: EndpointRuntime, handle: ReplicaHandle) -> None:
+        runtime.serving.append(handle)
+        self._spawn(self._supervise(runtime, handle))
+        runtime.notify_waiters()
+
     async def _supervise(self, runtime: EndpointRuntime, handle: ReplicaHandle) -> None:
-        """Restart a serving replica that exits on its own (a crash, an OOM kill)."""
+        """Notice a serving replica that exits on its own (a crash, a kill); the autoscaler replaces it."""
         code = await self._backend.wait_exit(handle)
         if handle not in runtime.serving:
             return  # retired on purpose
         runtime.serving.remove(handle)
         await self._backend.stop(handle)
-        if not runtime.serving:
-            runtime.ready.clear()
-            runtime.serving_spec = None
-        log.warning("replica %s of %s exited with code %s; restarting", handle.id, runtime.name, code)
-        self._set_state(runtime, EndpointState.INITIALIZING, f"replica {handle.id} exited with code {code}; restarting")
-        runtime.kick()
+        log.warning("replica %s of %s exited with code %s", handle.id, runtime.name, code)
+        if runtime.state is not EndpointState.FAILED:
+            runtime.reason = f"replica {handle.id} exited with code {code}; replacing it"
+        self._scale(runtime)
 
     async def _retire(self, handle: ReplicaHandle) -> None:
         """Let a replica finish what it holds, then stop it."""
@@ -269,19 +342,101 @@ class Controller:
                 log.warning("replica %s still busy after %.0fs; stopping it", handle.id, self._settings.drain_timeout_s)
         await self._backend.stop(handle)
 
-    async def _retire_all(self, runtime: EndpointRuntime) -> None:
+    async def _retire_all(self, runtime: EndpointRuntime, keep_generation: bool = False) -> None:
         handles, runtime.serving = runtime.serving, []
-        runtime.serving_spec = None
-        runtime.ready.clear()
+        if not keep_generation:
+            runtime.spec = runtime.spec_json = runtime.policy = None
         await asyncio.gather(*(self._retire(handle) for handle in handles))
+
+    # --- autoscaling ---------------------------------------------------------------------
+
+    async def _autoscale_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.autoscale_interval_s)
+            for runtime in list(self._runtimes.values()):
+                try:
+                    self._scale(runtime)
+                    self._check_memory(runtime)
+                except Exception:  # one endpoint's trouble must not stop the others' scaling
+                    log.exception("autoscaling %s failed", runtime.name)
+
+    def _scale(self, runtime: EndpointRuntime) -> None:
+        """Move the replica count of the deployed generation towards what the policy wants."""
+        if runtime.policy is None or runtime.stabiliser is None or runtime.state not in _ACTIVE_STATES:
+            return
+        now = time.monotonic()
+        wanted = 0 if runtime.forced_zero else recommend(runtime.policy, runtime.in_flight, now - runtime.last_activity)
+        runtime.desired = runtime.stabiliser.desired(now, wanted)
+        running = len(runtime.serving)
+        missing = runtime.desired - running - runtime.starting
+        if missing > 0 and now >= runtime.start_backoff_until:
+            if running == 0 and runtime.state is EndpointState.SCALED_TO_ZERO:
+                self._set_state(runtime, EndpointState.INITIALIZING, None)
+            for _ in range(missing):
+                runtime.starting += 1
+                self._spawn(self._scale_up(runtime, runtime.spec_json))
+        elif runtime.desired < running and runtime.starting == 0:
+            idle_first = sorted(runtime.serving, key=lambda h: h.channel.outstanding if h.channel else 0)
+            for handle in idle_first[: running - runtime.desired]:
+                runtime.serving.remove(handle)
+                self._spawn(self._retire(handle))
+        if runtime.desired == 0 and not runtime.serving and runtime.starting == 0 and runtime.state is EndpointState.RUNNING:
+            self._set_state(runtime, EndpointState.SCALED_TO_ZERO, None)
+        elif runtime.serving and runtime.state in (EndpointState.SCALED_TO_ZERO, EndpointState.INITIALIZING):
+            self._set_state(runtime, EndpointState.RUNNING, None)
+
+    async def _scale_up(self, runtime: EndpointRuntime, spec_json: str | None) -> None:
+        started = time.perf_counter()
+        assert runtime.spec is not None
+        try:
+            handle = await self._start_ready_replica(runtime.spec)
+        except (SourceError, ValueError, ReplicaStartFailed) as exc:
+            runtime.starting -= 1
+            runtime.start_backoff_until = time.monotonic() + 5.0
+            if not runtime.serving:
+                self._set_state(runtime, EndpointState.FAILED, str(exc))
+                runtime.failed_spec = spec_json
+                runtime.notify_waiters()
+            log.warning("starting a replica of %s failed: %s", runtime.name, exc)
+            return
+        runtime.starting -= 1
+        if runtime.spec_json != spec_json or runtime.state in (EndpointState.PAUSED, EndpointState.DELETING):
+            await self._backend.stop(handle)  # the generation changed while it started
+            return
+        runtime.model_setup_ms.append((time.perf_counter() - started) * 1000.0)
+        self._add_serving(runtime, handle)
+        self._scale(runtime)
+
+    def _check_memory(self, runtime: EndpointRuntime) -> None:
+        """Stop a replica that goes over its memory size, with a ModelError saying which size fits."""
+        if runtime.spec is None:
+            return
+        limit = memory.limit_mb(runtime.spec.compute, self._machine_mb)
+        for handle in list(runtime.serving):
+            used = memory.rss_mb(handle.pid) if handle.pid else None
+            if used is None or used <= limit:
+                continue
+            message = memory.breach_message(used, runtime.spec.compute, limit)
+            log.warning("endpoint %s: %s", runtime.name, message)
+            runtime.serving.remove(handle)
+            if handle.channel is not None:
+                handle.channel.fail_pending_with(ModelError(message))
+            self._spawn(self._backend.stop(handle, grace_s=0.0))
+            runtime.failed_spec = runtime.spec_json
+            self._set_state(runtime, EndpointState.FAILED, message)
+            runtime.notify_waiters()
+
+    # --- helpers ---------------------------------------------------------------------------
 
     def _set_state(self, runtime: EndpointRuntime, state: EndpointState, reason: str | None) -> None:
         if runtime.state is EndpointState.DELETING and state is not EndpointState.DELETING:
             return  # deletion wins over anything a roll-out still reports
+        if (runtime.state, runtime.reason) == (state, reason):
+            return
         runtime.state, runtime.reason = state, reason
         self._store.update(runtime.name, state=state, reason=reason)
 
-    def _spawn(self, coroutine: object) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)  # type: ignore[arg-type]
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
         self._background.add(task)
         task.add_done_callback(self._background.discard)

@@ -14,9 +14,17 @@ from hubserve.backends.channel import ReplicaChannel
 from hubserve.errors import from_type
 
 
+class Lease(Protocol):
+    channel: ReplicaChannel
+    cold_start: bool
+
+    def release(self) -> None:
+        """The invocation is answered: give its concurrency slot back."""
+
+
 class Router(Protocol):
-    async def acquire(self, name: str) -> tuple[ReplicaChannel, bool]:
-        """A ready replica's channel for the endpoint, and whether the request waited for a cold start."""
+    async def acquire(self, name: str) -> Lease:
+        """Admit one invocation (or raise Throttled) and lease it a ready replica, holding through a cold start."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -34,12 +42,15 @@ class Gateway:
         self._router = router
 
     async def invoke(self, name: str, body: bytes, content_type: str, accept: str) -> InvocationResult:
-        channel, cold_start = await self._router.acquire(name)
-        sent = time.perf_counter()
-        response = await channel.call(body, content_type, accept)
-        model_latency_ms = (time.perf_counter() - sent) * 1000.0
+        lease = await self._router.acquire(name)
+        try:
+            sent = time.perf_counter()
+            response = await lease.channel.call(body, content_type, accept)
+            model_latency_ms = (time.perf_counter() - sent) * 1000.0
+        finally:
+            lease.release()
         if not response.ok:
             error = from_type(response.error_type, response.error_message)
             error.headers["x-model-latency-ms"] = f"{model_latency_ms:.3f}"
             raise error
-        return InvocationResult(response.body, response.content_type, model_latency_ms, cold_start)
+        return InvocationResult(response.body, response.content_type, model_latency_ms, lease.cold_start)

@@ -205,6 +205,10 @@ class Client:
     def resume_endpoint(self, name: str) -> dict[str, Any]:
         return self._json("POST", _endpoint_path(name) + "/resume")
 
+    def scale_to_zero(self, name: str) -> dict[str, Any]:
+        """Stop every replica now; the next invocation starts one (a cold start)."""
+        return self._json("POST", _endpoint_path(name) + "/scale-to-zero")
+
     def wait_for(
         self,
         name: str,
