@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     )
     scale_down_window_s: float = Field(default=60.0, description="Stabilisation window before replicas are removed.")
     autoscale_interval_s: float = Field(default=0.25, description="How often the autoscaler looks at every endpoint.")
+    zygote: bool = Field(
+        default=True, description="Fork replicas from a process that imported torch once (sub-second cold starts)."
+    )
     drain_timeout_s: float = Field(default=60.0, description="How long a retiring replica may finish its requests.")
 
     @property

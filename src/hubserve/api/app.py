@@ -24,7 +24,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         home.mkdir(parents=True, exist_ok=True)
         store = EndpointStore.in_home(home)
-        controller = Controller(store, LocalBackend(home / "logs"), settings)
+        controller = Controller(store, LocalBackend(home / "logs", zygote=settings.zygote), settings)
         app.state.controller = controller
         app.state.gateway = Gateway(controller)
         await controller.start()

@@ -1,13 +1,20 @@
-"""Replicas as local worker processes, each on its own Unix socket.
+"""Replicas as local processes, each on its own Unix socket.
 
-Replicas start in their own session so a Ctrl-C in the server's terminal reaches only the
-server, which then stops them in order; they exit by themselves if the server dies.
+By default a replica is a fork of the zygote (backends/zygote.py, worker/zygote.py), a process
+that imported torch and transformers once, so it starts in well under a second. With
+``zygote=False``, or when the zygote cannot run, or when an endpoint sets environment variables
+that libraries read at import time (the zygote imported them with the server's environment),
+a replica is a fresh ``python -m hubserve.worker`` process instead.
+
+Either way replicas run in their own session, so a Ctrl-C in the server's terminal reaches only
+the server, which then stops them in order; they exit by themselves if the server dies.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 import signal
@@ -15,21 +22,75 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Protocol
 
 from hubserve.backends.base import ReplicaHandle, ReplicaLaunch, ReplicaStartFailed
 from hubserve.backends.channel import ReplicaChannel
+from hubserve.backends.zygote import Zygote, ZygoteUnavailable
 
-_POLL_S = 0.02
+log = logging.getLogger("hubserve.backends.local")
+
+_POLL_S = 0.005  # how often wait_ready looks for the socket: a forked replica is ready in ~0.3 s
+# Environment variables read when a library is imported (or by the interpreter and the C
+# runtime at start-up): an endpoint that sets one gets a fresh process, where they take effect.
+IMPORT_TIME_ENV_PREFIXES = (
+    "PYTHON", "LD_", "MALLOC_", "OMP_", "KMP_", "GOMP_", "MKL_", "OPENBLAS_", "TORCH", "PYTORCH_",
+    "HF_", "HUGGINGFACE_", "TRANSFORMERS_", "SENTENCE_TRANSFORMERS_",
+)  # fmt: skip
+_ZYGOTE_MAX_STARTS = 3  # a zygote that keeps dying is given up on; replicas start fresh processes
+
+
+class _Process(Protocol):
+    """What the backend needs of a replica process: asyncio's Process and ZygoteChild both fit."""
+
+    pid: int
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    async def wait(self) -> int: ...
+
+    def send_signal(self, signum: int) -> None: ...
+
+    def kill(self) -> None: ...
 
 
 class LocalBackend:
-    """Starts `python -m hubserve.worker` processes; logs go under ``logs_dir/<endpoint>/``."""
+    """Starts replicas on this machine; logs go under ``logs_dir/<endpoint>/``.
 
-    def __init__(self, logs_dir: Path) -> None:
+    ``zygote=True`` (the default) starts the zygote now, in the background, and forks replicas
+    from it; ``zygote_ready_timeout_s`` bounds how long a start waits for its imports.
+    """
+
+    def __init__(self, logs_dir: Path, *, zygote: bool = True, zygote_ready_timeout_s: float = 180.0) -> None:
         self._logs_dir = logs_dir
         # Unix socket paths are limited to ~108 bytes, so they live in a short temp folder.
         self._sockets_dir = Path(tempfile.mkdtemp(prefix="hubserve-"))
-        self._processes: dict[str, asyncio.subprocess.Process] = {}
+        self._processes: dict[str, _Process] = {}
+        self._cpus = sorted(os.sched_getaffinity(0))
+        self._next_cpu = 0
+        self._use_zygote = zygote
+        self._zygote_ready_timeout_s = zygote_ready_timeout_s
+        self._zygote_starts = 0
+        self._zygote: Zygote | None = None
+        self._zygote_lock: asyncio.Lock | None = None
+        if zygote:
+            self._zygote = self._start_zygote()
+
+    @property
+    def zygote_pid(self) -> int | None:
+        """The running zygote's pid (None when replicas start as fresh processes)."""
+        return self._zygote.pid if self._zygote is not None and self._zygote.alive else None
+
+    async def wait_zygote(self) -> bool:
+        """Wait until the zygote has done its imports; False when replicas will start as fresh processes."""
+        if not self._use_zygote:
+            return False
+        try:
+            await self._ready_zygote()
+        except ZygoteUnavailable:
+            return False
+        return True
 
     def _socket_path(self, replica_id: str) -> Path:
         return self._sockets_dir / f"{replica_id}.sock"
@@ -41,8 +102,7 @@ class LocalBackend:
         log_dir = self._logs_dir / launch.endpoint
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"{replica_id}.log"
-        command = [
-            sys.executable, "-m", "hubserve.worker",
+        argv = [
             "--socket", str(self._socket_path(replica_id)),
             "--model-dir", str(launch.model_dir),
             "--task", launch.task,
@@ -52,12 +112,25 @@ class LocalBackend:
             "--error-file", str(self._error_path(replica_id)),
         ]  # fmt: skip
         if launch.custom_code:
-            command.append("--custom-code")
-        env = {**os.environ, **launch.env, "OMP_NUM_THREADS": str(launch.threads), "HUBSERVE_REPLICA_ID": replica_id}
-        with open(log_path, "ab") as log:
-            process = await asyncio.create_subprocess_exec(
-                *command, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True
-            )
+            argv.append("--custom-code")
+        env = {**launch.env, "OMP_NUM_THREADS": str(launch.threads), "HUBSERVE_REPLICA_ID": replica_id}
+        cpus = self._pick_cpus(launch.threads)
+        process: _Process | None = None
+        if self._forkable(launch):
+            try:
+                zygote = await self._ready_zygote()
+                process = await zygote.spawn(replica_id, argv, env, log_path, cpus)
+            except ZygoteUnavailable as exc:
+                log.warning("starting replica %s as a fresh process: %s", replica_id, exc)
+        if process is None:
+            if cpus:
+                argv += ["--cpus", ",".join(map(str, cpus))]
+            with open(log_path, "ab") as log_file:
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "hubserve.worker", *argv,
+                    stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                    env={**os.environ, **env}, start_new_session=True,
+                )  # fmt: skip
         self._processes[replica_id] = process
         return ReplicaHandle(id=replica_id, launch=launch, log_path=log_path, pid=process.pid)
 
@@ -107,7 +180,57 @@ class LocalBackend:
         return f"the replica exited with code {returncode} while starting: {tail}"
 
     async def close(self) -> None:
+        if self._zygote is not None:
+            await self._zygote.close()
         shutil.rmtree(self._sockets_dir, ignore_errors=True)
+
+    # --- placement and the zygote ----------------------------------------------------------
+
+    def _pick_cpus(self, threads: int) -> list[int]:
+        """CPUs for a replica of ``threads`` threads, round-robin; [] (no pinning) if it wants them all."""
+        count = min(max(1, threads), len(self._cpus))
+        if count >= len(self._cpus):
+            return []
+        picked = [self._cpus[(self._next_cpu + i) % len(self._cpus)] for i in range(count)]
+        self._next_cpu = (self._next_cpu + count) % len(self._cpus)
+        return sorted(picked)
+
+    def _forkable(self, launch: ReplicaLaunch) -> bool:
+        if not self._use_zygote:
+            return False
+        late = sorted(name for name in launch.env if name.upper().startswith(IMPORT_TIME_ENV_PREFIXES))
+        if late:
+            log.info("endpoint %s sets %s, read at import time: its replicas start fresh", launch.endpoint, ", ".join(late))
+        return not late
+
+    def _start_zygote(self) -> Zygote:
+        self._zygote_starts += 1
+        return Zygote(self._logs_dir / "zygote.log")
+
+    async def _ready_zygote(self) -> Zygote:
+        """The running zygote, started again if it died after it was ready, once its imports are done."""
+        if self._zygote_lock is None:
+            self._zygote_lock = asyncio.Lock()
+        async with self._zygote_lock:
+            if self._zygote is None or not self._zygote.alive:
+                dead = self._zygote
+                if dead is not None:
+                    await dead.close()
+                if dead is not None and not dead.was_ready:
+                    self._use_zygote = False  # it died importing: it would again, so fresh processes from now on
+                    raise ZygoteUnavailable(f"the zygote exited while importing; see {dead.log_path}")
+                if self._zygote_starts >= _ZYGOTE_MAX_STARTS:
+                    self._use_zygote = False
+                    raise ZygoteUnavailable(f"the zygote exited {_ZYGOTE_MAX_STARTS} times; see its log")
+                self._zygote = self._start_zygote()
+            zygote = self._zygote
+        try:
+            await zygote.ready(self._zygote_ready_timeout_s)
+        except ZygoteUnavailable:
+            if not zygote.alive:
+                self._use_zygote = False  # it died importing: it would again, so fresh processes from now on
+            raise
+        return zygote
 
 
 def _tail(path: Path, max_chars: int = 500) -> str:

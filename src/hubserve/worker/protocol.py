@@ -56,3 +56,82 @@ def decode_request(payload: bytes) -> Request:
 
 def decode_response(payload: bytes) -> Response:
     return _response_decoder.decode(payload)
+
+
+# --- the zygote's control pipe ------------------------------------------------------------
+# The server's backend and the zygote (worker/zygote.py) speak these over the zygote's
+# stdin/stdout, framed like the replica protocol (4-byte length, then msgpack).
+#   backend -> zygote: Spawn (fork a replica), Kill (signal a replica the zygote has not reaped)
+#   zygote -> backend: ZygoteReady (once, imports done), Spawned (reply to Spawn), Exited
+
+
+class ZygoteReady(msgspec.Struct, tag="ready", array_like=True):
+    pid: int
+    preload_s: float  # how long the imports and warm-ups took
+    skipped: list[str] = msgspec.field(default_factory=list)  # preloads that failed, with why
+
+
+class Spawn(msgspec.Struct, tag="spawn", array_like=True):
+    replica_id: str
+    argv: list[str]  # for hubserve.worker.server.main
+    env: dict[str, str]  # applied over the zygote's own environment
+    log_path: str  # the replica's stdout and stderr
+    cpus: list[int] = msgspec.field(default_factory=list)  # CPU affinity; empty: inherit
+
+
+class Spawned(msgspec.Struct, tag="spawned", array_like=True):
+    replica_id: str
+    pid: int  # 0 when the fork failed
+    error: str = ""
+
+
+class Kill(msgspec.Struct, tag="kill", array_like=True):
+    replica_id: str
+    signal: int
+
+
+class Exited(msgspec.Struct, tag="exited", array_like=True):
+    replica_id: str
+    pid: int
+    code: int  # like Popen.returncode: negative for a signal
+
+
+ZygoteCommand = Spawn | Kill
+ZygoteEvent = ZygoteReady | Spawned | Exited
+
+_zygote_command_decoder = msgspec.msgpack.Decoder(ZygoteCommand)
+_zygote_event_decoder = msgspec.msgpack.Decoder(ZygoteEvent)
+
+
+def encode_control_frame(message: ZygoteCommand | ZygoteEvent) -> bytes:
+    payload = _request_encoder.encode(message)
+    return _LENGTH.pack(len(payload)) + payload
+
+
+def decode_zygote_command(payload: bytes) -> ZygoteCommand:
+    return _zygote_command_decoder.decode(payload)
+
+
+def decode_zygote_event(payload: bytes) -> ZygoteEvent:
+    return _zygote_event_decoder.decode(payload)
+
+
+class FrameBuffer:
+    """Split a byte stream into frame payloads, whatever sizes it arrives in (no event loop needed)."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buffer += data
+        payloads = []
+        while len(self._buffer) >= _LENGTH.size:
+            (length,) = _LENGTH.unpack_from(self._buffer)
+            if length > MAX_FRAME_BYTES:
+                raise ValueError(f"frame of {length} bytes is over the limit")
+            end = _LENGTH.size + length
+            if len(self._buffer) < end:
+                break
+            payloads.append(bytes(self._buffer[_LENGTH.size:end]))
+            del self._buffer[:end]
+        return payloads
