@@ -187,3 +187,15 @@ def test_console_script(server: RunningServer) -> None:
     )
     assert listing.returncode == 0, listing.stderr
     assert isinstance(json.loads(listing.stdout), list)
+
+
+def test_scale_to_zero_from_the_cli(hubserve: Hubserve, tiny_models: dict[str, Path]) -> None:
+    name = "cli-zero"
+    ok(hubserve("endpoint", "create", name, "--model", str(tiny_models["text-classification"]), "--wait"))
+    zero = as_json(hubserve("endpoint", "scale-to-zero", name, "--json"))
+    assert zero["state"] == "scaledToZero" and zero["replicas"]["ready"] == 0
+    result = as_json(hubserve("invoke", name, '{"inputs": "wake up"}'))
+    assert result[0]["label"] in ("NEGATIVE", "POSITIVE")
+    described = as_json(hubserve("endpoint", "describe", name, "--json"))
+    assert described["state"] == "running" and described["cold_starts"] == 1
+    ok(hubserve("endpoint", "delete", name, "--yes"))
