@@ -72,6 +72,11 @@ class ModelSpec(_Strict):
     task: str | None = Field(default=None, description="Inferred from the model's config when omitted.")
     framework: Literal["pytorch"] = "pytorch"
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    runtime: Literal["torch", "onnx", "onnx-int8", "auto"] = Field(
+        default="torch",
+        description="torch; onnx (ONNX Runtime on an export cached per model); onnx-int8 (plus dynamic int8 "
+        "quantization); auto (the fastest the model supports, timed on first deployment).",
+    )
 
     @field_validator("source")
     @classmethod
@@ -139,12 +144,24 @@ class DedicatedCompute(_Strict):
 Compute = Annotated[Union[ServerlessCompute, DedicatedCompute], Field(discriminator="type")]
 
 
+class BatchingSpec(_Strict):
+    """Adaptive batching in the replica: requests that arrive while it is busy run together."""
+
+    max_batch_size: _bounded(1, 1024) | None = Field(
+        default=None, description="Sequences per batch (a request with 32 inputs counts 32); default per runtime."
+    )
+    max_batch_tokens: _bounded(1, 1_000_000) | None = Field(
+        default=None, description="Tokens per batch (sequences x their length); default per runtime."
+    )
+
+
 class EndpointSpec(_Strict):
     """The unit a user creates, updates, invokes, pauses, resumes and deletes."""
 
     name: str = Field(description="DNS-safe: lowercase letters, digits and '-', 1..63 characters.")
     model: ModelSpec
     compute: Compute = Field(default_factory=ServerlessCompute)
+    batching: BatchingSpec = Field(default_factory=BatchingSpec)
     env: dict[str, str] = Field(default_factory=dict, description="Environment variables for the replicas.")
     custom_code: bool = Field(
         default=False, description="Run the folder's handler.py or code/inference.py (off: they are ignored)."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from hubserve.backends.channel import ReplicaChannel
 
@@ -28,6 +28,10 @@ class ReplicaLaunch:
     dtype: str = "auto"
     device: str = "cpu"
     threads: int = 1
+    runtime: str = "torch"
+    cache_dir: Path | None = None  # where exported/quantized runtimes are cached, keyed by content
+    max_batch_size: int | None = None
+    max_batch_tokens: int | None = None
     env: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
@@ -39,6 +43,7 @@ class ReplicaHandle:
     launch: ReplicaLaunch
     log_path: Path
     pid: int | None = None
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)  # what the replica reported at start
     channel: ReplicaChannel | None = None
 
 

@@ -98,6 +98,9 @@ class LocalBackend:
     def _error_path(self, replica_id: str) -> Path:
         return self._sockets_dir / f"{replica_id}.error.json"
 
+    def _info_path(self, replica_id: str) -> Path:
+        return self._sockets_dir / f"{replica_id}.info.json"
+
     async def start(self, replica_id: str, launch: ReplicaLaunch) -> ReplicaHandle:
         log_dir = self._logs_dir / launch.endpoint
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -110,9 +113,17 @@ class LocalBackend:
             "--device", launch.device,
             "--threads", str(launch.threads),
             "--error-file", str(self._error_path(replica_id)),
+            "--info-file", str(self._info_path(replica_id)),
+            "--runtime", launch.runtime,
         ]  # fmt: skip
         if launch.custom_code:
             argv.append("--custom-code")
+        if launch.cache_dir is not None:
+            argv += ["--cache-dir", str(launch.cache_dir)]
+        if launch.max_batch_size is not None:
+            argv += ["--max-batch-size", str(launch.max_batch_size)]
+        if launch.max_batch_tokens is not None:
+            argv += ["--max-batch-tokens", str(launch.max_batch_tokens)]
         env = {**launch.env, "OMP_NUM_THREADS": str(launch.threads), "HUBSERVE_REPLICA_ID": replica_id}
         cpus = self._pick_cpus(launch.threads)
         process: _Process | None = None
@@ -144,6 +155,9 @@ class LocalBackend:
             if socket_path.exists():
                 try:
                     handle.channel = await ReplicaChannel.connect(str(socket_path), handle.id)
+                    info_path = self._info_path(handle.id)
+                    if info_path.exists():
+                        handle.info = json.loads(info_path.read_text())
                     return handle.channel
                 except (ConnectionRefusedError, FileNotFoundError):
                     pass
@@ -170,6 +184,7 @@ class LocalBackend:
         self._processes.pop(handle.id, None)
         self._socket_path(handle.id).unlink(missing_ok=True)
         self._error_path(handle.id).unlink(missing_ok=True)
+        self._info_path(handle.id).unlink(missing_ok=True)
 
     def _failure_reason(self, handle: ReplicaHandle, returncode: int) -> str:
         error_path = self._error_path(handle.id)

@@ -283,6 +283,7 @@ class Controller:
             return
         previous, runtime.serving = runtime.serving, []
         runtime.spec, runtime.spec_json, runtime.failed_spec = spec, spec_json, None
+        runtime.runtime_info = handle.info.get("runtime")
         runtime.policy = policy_for(spec.compute, self._settings.serverless_slots_per_replica)
         runtime.stabiliser = Stabiliser(self._settings.scale_down_window_s)
         runtime.last_activity = time.monotonic()
@@ -313,6 +314,10 @@ class Controller:
             dtype=spec.model.dtype,
             device=device_for(spec.compute),
             threads=vcpus_for(spec.compute, self._machine_cores),
+            runtime=spec.model.runtime,
+            cache_dir=self._settings.home_dir / "runtimes",
+            max_batch_size=spec.batching.max_batch_size,
+            max_batch_tokens=spec.batching.max_batch_tokens,
             env=spec.env,
         )
 

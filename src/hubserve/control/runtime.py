@@ -6,6 +6,7 @@ import asyncio
 import collections
 import dataclasses
 import time
+from typing import Any
 
 from hubserve.backends.base import ReplicaHandle
 from hubserve.control.scaling import ScalePolicy, Stabiliser
@@ -23,6 +24,7 @@ class EndpointRuntime:
     spec: EndpointSpec | None = None
     spec_json: str | None = None
     policy: ScalePolicy | None = None
+    runtime_info: dict[str, Any] | None = None  # the runtime the replicas chose (auto: with its timings)
     failed_spec: str | None = None  # a spec that failed to deploy is not retried until it changes
     serving: list[ReplicaHandle] = dataclasses.field(default_factory=list)
     starting: int = 0

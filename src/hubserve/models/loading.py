@@ -29,6 +29,8 @@ class LoadedModel:
     notes: list[str] = field(default_factory=list)
     custom: bool = False  # user code answers; the body is passed through unchecked
     raw_handler: RawHandler | None = None
+    # Which runtime serves, as describe shows it: {"requested", "chosen", "timings_ms"?, "fallback_reason"?}.
+    runtime_info: dict[str, Any] = field(default_factory=lambda: {"requested": "torch", "chosen": "torch"})
 
     @property
     def accepts_raw(self) -> bool:
@@ -47,7 +49,15 @@ class LoadedModel:
 
 
 def load_model(
-    model_dir: Path, task: str, *, custom_code: bool = False, dtype: str = "auto", device: str = "cpu"
+    model_dir: Path,
+    task: str,
+    *,
+    custom_code: bool = False,
+    dtype: str = "auto",
+    device: str = "cpu",
+    runtime: str = "torch",
+    cache_dir: Path | None = None,
+    threads: int = 1,
 ) -> LoadedModel:
     """Load ``model_dir`` for ``task``; user code runs only with ``custom_code=True``."""
     model_dir = Path(model_dir)

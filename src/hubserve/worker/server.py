@@ -45,6 +45,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--error-file", required=True, type=Path)
+    parser.add_argument("--info-file", type=Path, help="where to write what the replica chose (runtime, timings)")
+    parser.add_argument("--runtime", default="torch", choices=("torch", "onnx", "onnx-int8", "auto"))
+    parser.add_argument("--cache-dir", type=Path, help="cache of exported and quantized runtimes")
+    parser.add_argument("--max-batch-size", type=int, help="sequences per batch (default per runtime)")
+    parser.add_argument("--max-batch-tokens", type=int, help="tokens per batch (default per runtime)")
     parser.add_argument("--cpus", default="", help="comma-separated CPU numbers to run on (default: all)")
     return parser.parse_args(argv)
 
@@ -125,7 +130,12 @@ def main(argv: list[str] | None = None) -> None:
         from hubserve.models.loading import load_model
 
         imported = time.perf_counter()
-        model = load_model(args.model_dir, args.task, custom_code=args.custom_code, dtype=args.dtype, device=args.device)
+        model = load_model(
+            args.model_dir, args.task, custom_code=args.custom_code, dtype=args.dtype, device=args.device,
+            runtime=args.runtime, cache_dir=args.cache_dir, threads=args.threads,
+        )  # fmt: skip
+        if args.info_file is not None:
+            args.info_file.write_text(json.dumps({"runtime": model.runtime_info}))
     except BaseException as exc:  # any failure to load is the endpoint's failure reason
         traceback.print_exc()
         args.error_file.write_text(json.dumps({"type": type(exc).__name__, "message": str(exc)}))
