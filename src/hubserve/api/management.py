@@ -40,6 +40,7 @@ def describe(record: EndpointRecord, runtime: EndpointRuntime, base_url: str) ->
         },
         "requests": {"in_flight": runtime.in_flight, "held": runtime.held},
         "runtime": runtime.runtime_info,
+        "batching_limits": runtime.batching_info,
         "cold_starts": runtime.cold_starts,
         "throttles": runtime.throttles,
         "model_setup_ms": _setup_summary(runtime),

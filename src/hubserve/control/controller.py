@@ -284,6 +284,7 @@ class Controller:
         previous, runtime.serving = runtime.serving, []
         runtime.spec, runtime.spec_json, runtime.failed_spec = spec, spec_json, None
         runtime.runtime_info = handle.info.get("runtime")
+        runtime.batching_info = handle.info.get("batching")
         runtime.policy = policy_for(spec.compute, self._settings.serverless_slots_per_replica)
         runtime.stabiliser = Stabiliser(self._settings.scale_down_window_s)
         runtime.last_activity = time.monotonic()

@@ -25,6 +25,7 @@ class EndpointRuntime:
     spec_json: str | None = None
     policy: ScalePolicy | None = None
     runtime_info: dict[str, Any] | None = None  # the runtime the replicas chose (auto: with its timings)
+    batching_info: dict[str, Any] | None = None  # the batch limits in effect (spec or runtime defaults)
     failed_spec: str | None = None  # a spec that failed to deploy is not retried until it changes
     serving: list[ReplicaHandle] = dataclasses.field(default_factory=list)
     starting: int = 0

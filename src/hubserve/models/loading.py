@@ -4,6 +4,11 @@ Chooses between the standard predictor for the task and the user's custom code
 (``handler.py`` first, then SageMaker ``code/inference.py``), only when the endpoint opted
 in with ``custom_code``; otherwise custom files are ignored and a note says so, so the UI
 can explain why a handler did not run.
+
+``runtime`` (torch, onnx, onnx-int8, auto; see ``runtimes``) applies to hubserve's standard
+predictors, including the default ``model_fn`` of a SageMaker script; a ``handler.py`` or a
+script's own ``model_fn`` loads the model itself, so it runs as written and ``runtime_info``
+says so.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any, Callable
 from hubserve.models import custom as user_code
 from hubserve.models.jsonable import to_jsonable
 from hubserve.models.predictors import build_predictor
+from hubserve.models.runtimes import ModelRuntime, torch_only_reason
 from hubserve.tasks import normalize_task
 
 RawHandler = Callable[[bytes, str, str], tuple[bytes, str]]
@@ -59,28 +65,56 @@ def load_model(
     cache_dir: Path | None = None,
     threads: int = 1,
 ) -> LoadedModel:
-    """Load ``model_dir`` for ``task``; user code runs only with ``custom_code=True``."""
+    """Load ``model_dir`` for ``task``; user code runs only with ``custom_code=True``.
+
+    ``runtime_info`` of the result says which runtime serves (``runtimes`` module docstring).
+    """
     model_dir = Path(model_dir)
     task = normalize_task(task)
     found = user_code.find_custom_code(model_dir)
+    info: dict[str, Any] = {"requested": runtime, "chosen": "torch"}
+    reason = torch_only_reason(runtime, task, device=device, dtype=dtype)
+    plan = None if runtime == "torch" or reason else ModelRuntime(runtime, cache_dir=cache_dir, threads=threads)
+    if reason:
+        info["fallback_reason"] = reason
+
+    def standard() -> Any:
+        return build_predictor(model_dir, task, dtype=dtype, device=device, runtime=plan)
+
+    def chosen() -> dict[str, Any]:
+        return dict(plan.info) if plan is not None else info
+
     if not custom_code:
         notes = [f"{path} ignored: set custom_code: true to run it" for path in found]
-        return LoadedModel(task, build_predictor(model_dir, task, dtype=dtype, device=device), notes)
+        predictor = standard()
+        return LoadedModel(task, predictor, notes, runtime_info=chosen())
 
     if user_code.HANDLER_FILE in found:
         notes = [f"{user_code.HANDLER_FILE} loaded: EndpointHandler answers requests"]
         if user_code.INFERENCE_FILE in found:
             notes.append(f"{user_code.INFERENCE_FILE} ignored: {user_code.HANDLER_FILE} takes precedence")
-        return LoadedModel(task, user_code.load_endpoint_handler(model_dir), notes, custom=True)
+        handler = user_code.load_endpoint_handler(model_dir)
+        return LoadedModel(task, handler, notes, custom=True, runtime_info=_user_code(runtime, user_code.HANDLER_FILE))
 
     if user_code.INFERENCE_FILE in found:
-        script = user_code.SageMakerScript(
-            model_dir, lambda: build_predictor(model_dir, task, dtype=dtype, device=device)
-        )
+        script = user_code.SageMakerScript(model_dir, standard)
         hooks = ", ".join(script.defined) or "no hooks"
         notes = [f"{user_code.INFERENCE_FILE} loaded ({hooks}); hubserve defaults fill the rest"]
         raw = script.handle_raw if script.accepts_raw else None
-        return LoadedModel(task, script.predict, notes, custom=True, raw_handler=raw)
+        own_model = f"{user_code.INFERENCE_FILE} model_fn"
+        runtime_info = chosen() if script.standard_model else _user_code(runtime, own_model)
+        return LoadedModel(task, script.predict, notes, custom=True, raw_handler=raw, runtime_info=runtime_info)
 
     notes = ["custom_code is on but the model has no handler.py or code/inference.py; serving the standard task"]
-    return LoadedModel(task, build_predictor(model_dir, task, dtype=dtype, device=device), notes)
+    predictor = standard()
+    return LoadedModel(task, predictor, notes, runtime_info=chosen())
+
+
+def _user_code(runtime: str, loader: str) -> dict[str, Any]:
+    """Users' code loads and runs its model itself: it runs as written, which is torch for hubserve."""
+    info: dict[str, Any] = {"requested": runtime, "chosen": "torch"}
+    if runtime != "torch":
+        info["fallback_reason"] = (
+            f"{loader} loads the model itself; runtime {runtime} applies to hubserve's standard predictors"
+        )
+    return info

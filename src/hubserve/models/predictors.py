@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import torch
 
@@ -20,6 +20,9 @@ from hubserve.models import requests as rq
 from hubserve.models.generation import GENERATION_PARAMETERS, check_generation
 from hubserve.models.jsonable import to_jsonable
 from hubserve.models.weights import check_safetensors, load_pretrained, resolve_device, resolve_dtype
+
+if TYPE_CHECKING:
+    from hubserve.models.runtimes import ModelRuntime
 
 SEQ2SEQ_TASKS = ("summarization", "translation", "text2text-generation")
 
@@ -42,11 +45,15 @@ class PipelinePredictor:
     model_config: Any = field(default=None)
 
     def __call__(self, data: Any) -> Any:
-        inputs, parameters = rq.split_body(data, self.task)
-        params = rq.check_parameters(parameters, self.allowed, self.task)
-        inputs, params = self.prepare(inputs, params)
+        inputs, params = self.parse(data)
         with torch.inference_mode():
             return to_jsonable(self.pipe(inputs, **params))
+
+    def parse(self, data: Any) -> tuple[Any, dict[str, Any]]:
+        """Check one body: ``(inputs, parameters)`` as the pipeline takes them, or ValidationError."""
+        inputs, parameters = rq.split_body(data, self.task)
+        params = rq.check_parameters(parameters, self.allowed, self.task)
+        return self.prepare(inputs, params)
 
 
 # -- per-task input and parameter rules -------------------------------------------------
@@ -200,10 +207,13 @@ def _pipeline_rules(task: str, model: Any, tokenizer: Any) -> tuple[dict[str, rq
     return TEXT_GENERATION_PARAMETERS, _generation_inputs(tokenizer, model.generation_config)
 
 
-def _pipeline_predictor(model_dir: Path, task: str, dtype: str, device: str) -> PipelinePredictor:
+def _pipeline_predictor(
+    model_dir: Path, task: str, dtype: str, device: str, runtime: ModelRuntime | None = None
+) -> PipelinePredictor:
     import transformers
 
-    model, tokenizer = load_pretrained(model_dir, getattr(transformers, PIPELINE_TASKS[task]), dtype, device)
+    auto_class = getattr(transformers, PIPELINE_TASKS[task])
+    model, tokenizer = load_pretrained(model_dir, auto_class, dtype, device, runtime)
     make_pipeline: Any = transformers.pipeline  # its overloads want a literal task name
     pipe = make_pipeline(task, model=model, tokenizer=tokenizer, device=torch.device(device))
     allowed, prepare = _pipeline_rules(task, model, tokenizer)
@@ -223,16 +233,25 @@ class SentenceEmbeddings:
     task: str = "sentence-embeddings"
 
     def __call__(self, data: Any) -> Any:
+        items, as_list, params = self.parse(data)
+        vectors = self.encode(items, **params)
+        return {"embeddings": vectors if as_list else vectors[0]}
+
+    def parse(self, data: Any) -> tuple[list[str], bool, dict[str, Any]]:
+        """Check one body: ``(texts, whether a list was sent, parameters)``, or ValidationError."""
         inputs, parameters = rq.split_body(data, self.task)
         params = rq.check_parameters(parameters, SENTENCE_PARAMETERS, self.task)
         items, as_list = rq.texts(inputs, self.task)
-        vectors = self._encode(items, **params)
-        return {"embeddings": vectors if as_list else vectors[0]}
+        return items, as_list, params
 
-    def _encode(self, items: list[str], normalize_embeddings: bool = False) -> list[list[float]]:
+    def encode(self, items: list[str], normalize_embeddings: bool = False, batch_size: int = 32) -> list[list[float]]:
         with torch.inference_mode():
             tensor = self.model.encode(
-                items, convert_to_tensor=True, normalize_embeddings=normalize_embeddings, show_progress_bar=False
+                items,
+                batch_size=batch_size,
+                convert_to_tensor=True,
+                normalize_embeddings=normalize_embeddings,
+                show_progress_bar=False,
             )
         result: list[list[float]] = to_jsonable(tensor)
         return result
@@ -247,13 +266,17 @@ class SentenceSimilarity(SentenceEmbeddings):
     def __call__(self, data: Any) -> Any:
         from sentence_transformers.util import cos_sim
 
-        inputs, parameters = rq.split_body(data, self.task)
-        rq.check_parameters(parameters, {}, self.task)
-        source, sentences = _similarity_inputs(inputs)
+        source, sentences = self.parse_pair(data)
         with torch.inference_mode():
             embeddings = self.model.encode([source, *sentences], convert_to_tensor=True, show_progress_bar=False)
             scores = cos_sim(embeddings[:1], embeddings[1:])[0]
         return {"similarities": to_jsonable(scores)}
+
+    def parse_pair(self, data: Any) -> tuple[str, list[str]]:
+        """Check one body: ``(source_sentence, sentences)``, or ValidationError."""
+        inputs, parameters = rq.split_body(data, self.task)
+        rq.check_parameters(parameters, {}, self.task)
+        return _similarity_inputs(inputs)
 
 
 def _similarity_inputs(inputs: Any) -> tuple[str, list[str]]:
@@ -268,7 +291,7 @@ def _similarity_inputs(inputs: Any) -> tuple[str, list[str]]:
     return source, sentences
 
 
-def _sentence_model(model_dir: Path, dtype: str, device: str) -> Any:
+def _sentence_model(model_dir: Path, dtype: str, device: str, runtime: ModelRuntime | None = None) -> Any:
     from sentence_transformers import SentenceTransformer
 
     check_safetensors(model_dir)
@@ -280,26 +303,31 @@ def _sentence_model(model_dir: Path, dtype: str, device: str) -> Any:
         model_kwargs={"dtype": resolve_dtype(dtype), "use_safetensors": True},
     )
     model.eval()
-    return model
+    return model if runtime is None else runtime.sentence_model(model_dir, model)
 
 
 # -- the factory ----------------------------------------------------------------------------
 
-def build_predictor(model_dir: Path, task: str, *, dtype: str = "auto", device: str = "cpu") -> Predictor:
-    """Load ``model_dir`` for ``task`` (a canonical task name) and return its predictor."""
+def build_predictor(
+    model_dir: Path, task: str, *, dtype: str = "auto", device: str = "cpu", runtime: ModelRuntime | None = None
+) -> Predictor:
+    """Load ``model_dir`` for ``task`` (a canonical task name) and return its predictor.
+
+    ``runtime`` (onnx, onnx-int8, auto; None is torch) loads the encoder tasks' models; see ``runtimes``.
+    """
     model_dir = Path(model_dir)
     if task in PIPELINE_TASKS:
-        return _pipeline_predictor(model_dir, task, dtype, device)
+        return _pipeline_predictor(model_dir, task, dtype, device, runtime)
     if task == "sentence-embeddings":
-        return SentenceEmbeddings(_sentence_model(model_dir, dtype, device))
+        return SentenceEmbeddings(_sentence_model(model_dir, dtype, device, runtime))
     if task == "sentence-similarity":
-        return SentenceSimilarity(_sentence_model(model_dir, dtype, device))
+        return SentenceSimilarity(_sentence_model(model_dir, dtype, device, runtime))
     if task == "question-answering":
         from transformers import AutoModelForQuestionAnswering
 
         from hubserve.models.qa import QuestionAnswering
 
-        return QuestionAnswering(*load_pretrained(model_dir, AutoModelForQuestionAnswering, dtype, device))
+        return QuestionAnswering(*load_pretrained(model_dir, AutoModelForQuestionAnswering, dtype, device, runtime))
     if task in SEQ2SEQ_TASKS:
         from transformers import AutoModelForSeq2SeqLM
 

@@ -50,15 +50,24 @@ class QuestionAnswering:
         self.default_max_seq_len = min(384, limit)
 
     def __call__(self, data: Any) -> Answer | list[Answer] | list[Answer | list[Answer]]:
+        pairs, as_list, params = self.parse(data)
+        results = self.answer(pairs, params)
+        return results if as_list else results[0]
+
+    def parse(self, data: Any) -> tuple[list[tuple[str, str]], bool, dict[str, Any]]:
+        """Check one body: ``(question/context pairs, whether a list was sent, parameters)``, or ValidationError."""
         if isinstance(data, dict) and "inputs" not in data and {"question", "context"} <= set(data):
             data = {"inputs": {"question": data["question"], "context": data["context"]},
                     "parameters": data.get("parameters")}
         inputs, parameters = rq.split_body(data, self.task)
         params = rq.check_parameters(parameters, QA_PARAMETERS, self.task)
         pairs, as_list = _pairs(inputs)
+        return pairs, as_list, params
+
+    def answer(self, pairs: list[tuple[str, str]], params: dict[str, Any]) -> list[Answer | list[Answer]]:
+        """One answer per pair (a list of ``top_k`` answers when ``top_k`` > 1), in one forward pass."""
         answers = self._answer(pairs, **params)
-        results = [found[0] if params.get("top_k", 1) == 1 else found for found in answers]
-        return results if as_list else results[0]
+        return [found[0] if params.get("top_k", 1) == 1 else found for found in answers]
 
     def _answer(
         self,

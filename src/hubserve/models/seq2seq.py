@@ -52,6 +52,18 @@ class Seq2SeqGenerator:
         self.max_input_len = int(max_len)
 
     def __call__(self, data: Any) -> list[Any]:
+        texts, as_list, settings = self.parse(data)
+        grouped = self.generate(texts, settings)
+        if not as_list:
+            return grouped[0]
+        return [group[0] for group in grouped] if len(grouped[0]) == 1 else grouped
+
+    def parse(self, data: Any) -> tuple[list[str], bool, dict[str, Any]]:
+        """Check one body: ``(prefixed texts, whether a list was sent, settings)``, or ValidationError.
+
+        ``settings`` (plain JSON: truncation, clean_up, src_lang, generation) is all ``generate``
+        needs; bodies with equal settings can be generated together.
+        """
         inputs, parameters = rq.split_body(data, self.task)
         params = rq.check_parameters(parameters, self.allowed, self.task)
         texts, as_list = rq.texts(inputs, self.task)
@@ -68,21 +80,22 @@ class Seq2SeqGenerator:
             if token_id is not None:
                 generation["forced_bos_token_id"] = token_id
         check_generation(self.model.generation_config, generation)
+        settings = {"truncation": truncation, "clean_up": clean_up, "src_lang": src_lang, "generation": generation}
+        return [prefix + text for text in texts], as_list, settings
 
-        encoded = self._encode([prefix + text for text in texts], truncation, src_lang)
+    def generate(self, texts: list[str], settings: dict[str, Any]) -> list[list[dict[str, str]]]:
+        """Generate for ``texts`` in one batch: per text, ``num_return_sequences`` answers."""
+        encoded = self._encode(texts, settings["truncation"], settings["src_lang"])
         with torch.inference_mode():
-            output = self.model.generate(**encoded, **generation)
+            output = self.model.generate(**encoded, **settings["generation"])
         decoded = self.tokenizer.batch_decode(
-            output, skip_special_tokens=True, clean_up_tokenization_spaces=clean_up
+            output, skip_special_tokens=True, clean_up_tokenization_spaces=settings["clean_up"]
         )
         per_input = len(decoded) // len(texts)
-        grouped = [
+        return [
             [{self.output_key: text} for text in decoded[i * per_input:(i + 1) * per_input]]
             for i in range(len(texts))
         ]
-        if not as_list:
-            return grouped[0]
-        return [group[0] for group in grouped] if per_input == 1 else grouped
 
     def _encode(self, texts: list[str], truncation: bool, src_lang: str | None) -> dict[str, Any]:
         previous = getattr(self.tokenizer, "src_lang", None)

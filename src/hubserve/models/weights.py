@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from hubserve.models.runtimes import ModelRuntime
 
 DTYPES: dict[str, Any] = {
     "auto": "auto",
@@ -80,8 +83,20 @@ def check_native_architecture(model_dir: Path) -> None:
         )
 
 
-def load_pretrained(model_dir: Path, auto_class: Any, dtype: str, device: str) -> tuple[Any, Any]:
-    """Load ``(model, tokenizer)`` from a local folder, in eval mode on ``device``."""
+def load_pretrained(
+    model_dir: Path, auto_class: Any, dtype: str, device: str, runtime: ModelRuntime | None = None
+) -> tuple[Any, Any]:
+    """Load ``(model, tokenizer)`` from a local folder, in eval mode on ``device``.
+
+    With a ``runtime`` (``runtimes.ModelRuntime``: onnx, onnx-int8 or auto), the model may be an
+    ONNX Runtime session wearing the transformers model's interface; the runtime decides.
+    """
+    if runtime is not None:
+        return runtime.load(model_dir, auto_class, dtype, device)
+    return _load_torch(model_dir, auto_class, dtype, device)
+
+
+def _load_torch(model_dir: Path, auto_class: Any, dtype: str, device: str) -> tuple[Any, Any]:
     from transformers import AutoTokenizer
 
     check_safetensors(model_dir)
@@ -95,6 +110,31 @@ def load_pretrained(model_dir: Path, auto_class: Any, dtype: str, device: str) -
         local_files_only=True,
     )
     model.to(device)
+    model.eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False, local_files_only=True)
+    return model, tokenizer
+
+
+def load_for_export(model_dir: Path, auto_class_name: str) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` as the ONNX exporter wants them: float32, eager attention, CPU.
+
+    Eager attention because ONNX Runtime's transformer fusions (Attention and friends)
+    recognise the graph of the eager code, not SDPA's.
+    """
+    import transformers
+    from transformers import AutoTokenizer
+
+    check_safetensors(model_dir)
+    check_native_architecture(model_dir)
+    auto_class = getattr(transformers, auto_class_name)
+    model = auto_class.from_pretrained(
+        str(model_dir),
+        dtype=torch.float32,
+        attn_implementation="eager",
+        use_safetensors=True,
+        trust_remote_code=False,
+        local_files_only=True,
+    )
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False, local_files_only=True)
     return model, tokenizer

@@ -1,7 +1,13 @@
-"""Turn one framed request into one framed response around a loaded model.
+"""Turn framed requests into framed responses around a loaded model.
 
 Parsing, validation and encoding happen here, in the replica, so errors in the client's
 body are reported with the same types whichever dialect the gateway received.
+
+Two steps for the batcher: ``plan`` runs on the event loop as a frame arrives (parse the
+JSON, check the body; a bad one is answered at once and never queues) and returns a ``Job``
+saying what the request may share a batch with; ``run_planned`` runs a batch in the
+inference thread and encodes one response per request. Custom code runs through ``handle``,
+one request at a time, exactly as before batching.
 """
 
 from __future__ import annotations
@@ -11,8 +17,12 @@ from typing import Any
 
 import msgspec
 
+from dataclasses import dataclass
+
 from hubserve.errors import ValidationError
+from hubserve.models import batching
 from hubserve.models.loading import LoadedModel
+from hubserve.worker.batcher import Job
 from hubserve.worker.protocol import Request, Response
 
 _json_encoder = msgspec.json.Encoder()
@@ -67,10 +77,54 @@ def handle(model: LoadedModel, request: Request) -> Response:
             require_inputs(data)
         result = model.predict(data)
         return Response(id=request.id, ok=True, body=_encode(result))
-    except ValidationError as exc:
-        return Response(id=request.id, ok=False, error_type=exc.type, error_message=exc.message)
-    except Exception as exc:  # the model raised: the client gets a ModelError with its message
-        return Response(id=request.id, ok=False, error_type="ModelError", error_message=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:
+        return error_response(request.id, exc)
+
+
+@dataclass(eq=False)
+class Planned:
+    """A request the batcher holds: its frame and, for standard tasks, its checked body."""
+
+    request: Request
+    prepared: batching.Prepared | None = None  # None: custom code, run through ``handle``
+
+
+def plan(model: LoadedModel, request: Request) -> Job | Response:
+    """Check a request as it arrives: a ``Job`` for the batcher, or the error response now."""
+    if model.custom or model.accepts_raw:
+        return Job(Planned(request))  # user code: never batched, checked by its own hooks
+    try:
+        check_accept(request.accept)
+        data = require_inputs(parse_body(request.body, request.content_type))
+        prepared = batching.prepare(model, data)
+    except Exception as exc:
+        return error_response(request.id, exc)
+    return Job(Planned(request, prepared), key=prepared.key, sequences=prepared.sequences, tokens=prepared.tokens)
+
+
+def run_planned(model: LoadedModel, batch: list[Planned], batch_size: int) -> list[Response]:
+    """Run one batch (requests with one key) in the inference thread; one response per request."""
+    if any(planned.prepared is None for planned in batch):
+        return [handle(model, planned.request) for planned in batch]
+    prepared = [planned.prepared for planned in batch if planned.prepared is not None]
+    results = batching.run(model, prepared, batch_size)
+    return [_respond(planned.request.id, result) for planned, result in zip(batch, results, strict=True)]
+
+
+def error_response(request_id: int, exc: BaseException) -> Response:
+    """A ValidationError keeps its type (400); anything else the model raised is a ModelError."""
+    if isinstance(exc, ValidationError):
+        return Response(id=request_id, ok=False, error_type=exc.type, error_message=exc.message)
+    return Response(id=request_id, ok=False, error_type="ModelError", error_message=f"{type(exc).__name__}: {exc}")
+
+
+def _respond(request_id: int, result: Any) -> Response:
+    if isinstance(result, Exception):
+        return error_response(request_id, result)
+    try:
+        return Response(id=request_id, ok=True, body=_encode(result))
+    except Exception as exc:
+        return error_response(request_id, exc)
 
 
 def _encode(result: Any) -> bytes:

@@ -1,7 +1,12 @@
 """The replica's main loop: load the model, then serve frames from the gateway on a Unix socket.
 
 Inference runs in one thread (torch uses its own intra-op threads), so the event loop stays free
-to read new requests while a prediction runs.
+to read new requests while a prediction runs. Requests go through the batcher (worker/batcher.py):
+those that arrive while a batch runs are run together in the next one, within
+``--max-batch-size`` sequences and ``--max-batch-tokens`` tokens (defaults per runtime and device:
+``models.batching.default_limits``). Every batch of more than one request is reported as a
+``hubserve-replica-batch {json}`` line (at most one line a second; ``batches`` and
+``batched_requests`` count every such batch since the start).
 
 The same ``main`` runs in a fresh ``python -m hubserve.worker`` process and in a replica forked
 from the zygote (worker/zygote.py), where the imports below are already done. Either way the
@@ -21,14 +26,19 @@ import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from hubserve.worker.handling import handle
-from hubserve.worker.protocol import Request, Response, decode_request, encode_frame, read_payload
+from hubserve.models.batching import Limits, default_limits
+from hubserve.worker.batcher import BatchDone, Batcher
+from hubserve.worker.handling import Planned, error_response, plan, run_planned
+from hubserve.worker.protocol import Response, decode_request, encode_frame, read_payload
 
 READY_LINE = "hubserve-replica-ready"
 TIMING_PREFIX = "hubserve-replica-timing "
+BATCH_PREFIX = "hubserve-replica-batch "
+BATCH_LOG_INTERVAL_S = 1.0
 
 
 def _print_timing(**fields: float) -> None:
@@ -63,39 +73,90 @@ def _exit_with_parent() -> None:
             os._exit(0)
 
 
-class ReplicaServer:
-    """Serves one loaded model to any number of gateway connections."""
+def resolve_limits(model: Any, device: str, max_batch_size: int | None, max_batch_tokens: int | None) -> Limits:
+    """The flags where given, else the defaults for the runtime the model loaded on."""
+    runtime_info = getattr(model, "runtime_info", None) or {}
+    default = default_limits(str(runtime_info.get("chosen", "torch")), device)
+    return Limits(max_batch_size or default.max_batch_size, max_batch_tokens or default.max_batch_tokens)
 
-    def __init__(self, model: object) -> None:
+
+class ReplicaServer:
+    """Serves one loaded model to any number of gateway connections, batching what arrives together."""
+
+    def __init__(self, model: Any, limits: Limits | None = None) -> None:
         self._model = model
+        self.limits = limits or resolve_limits(model, "cpu", None, None)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self.batcher = Batcher(
+            self._run,
+            self._executor,
+            max_batch_size=self.limits.max_batch_size,
+            max_batch_tokens=self.limits.max_batch_tokens,
+            on_batch=self._report,
+        )
         self._first_done = False
+        self._batches = 0
+        self._batched_requests = 0
+        self._last_report = 0.0
 
     async def serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        loop = asyncio.get_running_loop()
+        waiting: set[asyncio.Future[Any]] = set()
         try:
             while True:
                 try:
                     payload = await read_payload(reader)
-                except (asyncio.IncompleteReadError, ConnectionError):
+                except (asyncio.IncompleteReadError, ConnectionError, ValueError):
                     return
                 request = decode_request(payload)
-                if self._first_done:
-                    future = loop.run_in_executor(self._executor, handle, self._model, request)
-                else:
-                    self._first_done = True
-                    future = loop.run_in_executor(self._executor, _handle_first, self._model, request)
-                future.add_done_callback(lambda done, w=writer: _reply(w, done.result()))
+                planned = plan(self._model, request)
+                if isinstance(planned, Response):  # a bad body: answered now, never queued
+                    _reply(writer, planned)
+                    continue
+                future = self.batcher.submit(planned)
+                waiting.add(future)
+                future.add_done_callback(partial(_deliver, writer, waiting, request.id))
         finally:
+            # The connection is gone: its queued requests are dropped, running ones' answers discarded;
+            # other connections' requests are untouched.
+            for future in list(waiting):
+                future.cancel()
             writer.close()
 
+    def _run(self, batch: list[Planned]) -> list[Response]:
+        """One batch, in the inference thread."""
+        if self._first_done:
+            return run_planned(self._model, batch, self.limits.max_batch_size)
+        # The first request pays for lazy initialisation (kernels, tokenizer caches); time it.
+        self._first_done = True
+        started = time.perf_counter()
+        responses = run_planned(self._model, batch, self.limits.max_batch_size)
+        _print_timing(first_request_s=round(time.perf_counter() - started, 4))
+        return responses
 
-def _handle_first(model: Any, request: Request) -> Response:
-    """The first request pays for lazy initialisation (kernels, tokenizer caches); time it."""
-    started = time.perf_counter()
-    response = handle(model, request)
-    _print_timing(first_request_s=round(time.perf_counter() - started, 4))
-    return response
+    def _report(self, done: BatchDone) -> None:
+        if done.requests < 2:
+            return
+        self._batches += 1
+        self._batched_requests += done.requests
+        now = time.monotonic()
+        if now - self._last_report < BATCH_LOG_INTERVAL_S:
+            return
+        self._last_report = now
+        fields = {
+            "requests": done.requests, "sequences": done.sequences, "tokens": done.tokens,
+            "ms": round(done.seconds * 1000, 2), "batches": self._batches, "batched_requests": self._batched_requests,
+        }  # fmt: skip
+        print(BATCH_PREFIX + json.dumps(fields), flush=True)
+
+
+def _deliver(
+    writer: asyncio.StreamWriter, waiting: set[asyncio.Future[Any]], request_id: int, done: asyncio.Future[Any]
+) -> None:
+    waiting.discard(done)
+    if done.cancelled():
+        return
+    exc = done.exception()
+    _reply(writer, error_response(request_id, exc) if exc is not None else done.result())
 
 
 def _reply(writer: asyncio.StreamWriter, response: Response) -> None:
@@ -134,8 +195,10 @@ def main(argv: list[str] | None = None) -> None:
             args.model_dir, args.task, custom_code=args.custom_code, dtype=args.dtype, device=args.device,
             runtime=args.runtime, cache_dir=args.cache_dir, threads=args.threads,
         )  # fmt: skip
+        limits = resolve_limits(model, args.device, args.max_batch_size, args.max_batch_tokens)
         if args.info_file is not None:
-            args.info_file.write_text(json.dumps({"runtime": model.runtime_info}))
+            batching_info = {"max_batch_size": limits.max_batch_size, "max_batch_tokens": limits.max_batch_tokens}
+            args.info_file.write_text(json.dumps({"runtime": model.runtime_info, "batching": batching_info}))
     except BaseException as exc:  # any failure to load is the endpoint's failure reason
         traceback.print_exc()
         args.error_file.write_text(json.dumps({"type": type(exc).__name__, "message": str(exc)}))
@@ -143,7 +206,8 @@ def main(argv: list[str] | None = None) -> None:
     loaded = time.perf_counter()
     print(f"model loaded in {loaded - started:.2f}s (task {args.task})", flush=True)
     _print_timing(main_at=main_at, imports_s=round(imported - started, 4), load_s=round(loaded - imported, 4))
-    asyncio.run(_serve(args.socket, ReplicaServer(model)))
+    print(f"batching: at most {limits.max_batch_size} sequences and {limits.max_batch_tokens} tokens a batch", flush=True)
+    asyncio.run(_serve(args.socket, ReplicaServer(model, limits)))
 
 
 if __name__ == "__main__":

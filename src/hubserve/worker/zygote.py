@@ -79,6 +79,8 @@ PRELOAD_MODULES: tuple[str, ...] = (
     "sentence_transformers.models.Normalize",
     "hubserve.worker.server",
     "hubserve.worker.handling",
+    "hubserve.worker.batcher",
+    "hubserve.models.batching",
     "hubserve.models.loading",
     "hubserve.models.predictors",
     "hubserve.models.qa",
