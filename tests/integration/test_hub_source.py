@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.hub_cache import lay_out_hub_cache
 from tests.integration.conftest import RunningServer, start_server, stop_server, wait_for_state
 
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-def lay_out_hub_cache(cache: Path, repo_id: str, model: Path, commit: str = COMMIT) -> Path:
-    """What huggingface_hub writes: blobs by content hash, snapshot files linking to them, refs/main naming the commit."""
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    snapshot = repo / "snapshots" / commit
-    for file in sorted(model.rglob("*")):
-        if not file.is_file():
-            continue
-        data = file.read_bytes()
-        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
-        blob.parent.mkdir(parents=True, exist_ok=True)
-        blob.write_bytes(data)
-        link = snapshot / file.relative_to(model)
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(os.path.relpath(blob, link.parent))
-    (repo / "refs").mkdir(exist_ok=True)
-    (repo / "refs" / "main").write_text(commit)
-    return snapshot
 
 
 @pytest.fixture(scope="module")
