@@ -9,29 +9,15 @@ embeddings in their last bits: at most 2.5e-7 measured).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
 from hubserve.errors import ValidationError
 from hubserve.models import batching
 from hubserve.models.loading import LoadedModel, load_model
-
-Load = Callable[..., LoadedModel]
+from tests.models.conftest import Load
 TOLERANCE = 1e-5
-
-
-@pytest.fixture(scope="module")
-def load(tiny_models: dict[str, Path]) -> Load:
-    cache: dict[tuple[str, str], LoadedModel] = {}
-
-    def get(key: str, task: str | None = None) -> LoadedModel:
-        task = task or key
-        if (key, task) not in cache:
-            cache[key, task] = load_model(tiny_models[key], task)
-        return cache[key, task]
-
-    return get
 
 
 def assert_same(batched: Any, alone: Any, where: str = "answer") -> None:

@@ -4,30 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from tiny_models import NLI_LABELS, TOKEN_LABELS, minilm_dir
 
 from hubserve.errors import ValidationError
 from hubserve.models.loading import LoadedModel, load_model
-
-Load = Callable[..., LoadedModel]
-
-
-@pytest.fixture(scope="module")
-def load(tiny_models: dict[str, Path]) -> Load:
-    """Load each (folder, task) once per module: loading is the slow part of these tests."""
-    cache: dict[tuple[str, str], LoadedModel] = {}
-
-    def get(key: str, task: str | None = None) -> LoadedModel:
-        task = task or key
-        if (key, task) not in cache:
-            cache[key, task] = load_model(tiny_models[key], task)
-        return cache[key, task]
-
-    return get
+from tests.models.conftest import Load
 
 
 def predict(model: LoadedModel, body: Any) -> Any:
