@@ -32,11 +32,23 @@ class Settings(BaseSettings):
     zygote: bool = Field(
         default=True, description="Fork replicas from a process that imported torch once (sub-second cold starts)."
     )
+    storage_roots: list[Path] = Field(
+        default_factory=list,
+        description="Local folders async inference and batch jobs may read and write, besides <home>/storage.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3 API endpoint for s3:// locations (MinIO, moto); default: AWS's own."
+    )
     drain_timeout_s: float = Field(default=60.0, description="How long a retiring replica may finish its requests.")
 
     @property
     def home_dir(self) -> Path:
         return self.home.expanduser().resolve()
+
+    @property
+    def storage_root(self) -> Path:
+        """Where results go when a request names no output location; always an allowed root."""
+        return self.home_dir / "storage"
 
     @property
     def base_url(self) -> str:
