@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     model_roots: list[Path] = Field(
         default_factory=list, description="When set, local model folders must lie under one of these."
     )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the state store; default: SQLite at <home>/state.db."
+    )
     hub_cache: Path | None = Field(default=None, description="Hub cache folder; default: huggingface_hub's own.")
     max_payload_bytes: int = Field(default=6 * 1024 * 1024, description="Largest invocation body (SageMaker: 6 MB).")
     cold_start_timeout_s: float = Field(default=180.0, description="How long a request is held waiting for a replica.")
@@ -44,6 +47,10 @@ class Settings(BaseSettings):
     @property
     def home_dir(self) -> Path:
         return self.home.expanduser().resolve()
+
+    @property
+    def store_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home_dir / 'state.db'}"
 
     @property
     def storage_root(self) -> Path:

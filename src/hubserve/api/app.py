@@ -14,6 +14,7 @@ from hubserve.backends.local import LocalBackend
 from hubserve.control.controller import Controller
 from hubserve.gateway.gateway import Gateway
 from hubserve.settings import Settings
+from hubserve.storage import Storage
 from hubserve.store import EndpointStore
 
 
@@ -23,7 +24,10 @@ def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         home.mkdir(parents=True, exist_ok=True)
-        store = EndpointStore.in_home(home)
+        store = EndpointStore(settings.store_url)
+        app.state.storage = Storage(
+            [settings.storage_root, *settings.storage_roots], s3_endpoint_url=settings.s3_endpoint_url
+        )
         controller = Controller(store, LocalBackend(home / "logs", zygote=settings.zygote), settings)
         app.state.controller = controller
         app.state.gateway = Gateway(controller)
