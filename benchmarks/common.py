@@ -12,9 +12,12 @@ functions that build models import torch and transformers.
 from __future__ import annotations
 
 import concurrent.futures
+import datetime
+import importlib.metadata
 import json
 import multiprocessing
 import os
+import platform
 import signal
 import socket
 import statistics
@@ -464,3 +467,26 @@ def markdown_table(header: Sequence[str], rows: Iterator[Sequence[str]] | Sequen
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align(i) for i in range(len(header))) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+# -- the machine ----------------------------------------------------------------------------------
+
+
+def machine_line() -> str:
+    def version(name: str) -> str:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return "absent"
+
+    cpu = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), platform.machine())
+    return (f"{datetime.date.today().isoformat()}, {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
+            f"torch {version('torch')}, transformers {version('transformers')}, onnxruntime {version('onnxruntime')}, "
+            f"litserve {version('litserve')}")  # fmt: skip
+
+
+def _cpuinfo() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []

@@ -14,6 +14,9 @@ Figures are hubserve's own x-model-latency-ms / x-overhead-latency-ms headers ov
 sequential requests from loadgen.py, printed beside the seed's with the ratio hubserve / seed.
 
     .venv/bin/python benchmarks/seed_table.py [--requests 20] [--models distilbert,xlmr,roberta-qa,pegasus,distilbart]
+        [--docs docs/benchmarks.md | --no-docs]
+
+The table also goes into docs/benchmarks.md between ``<!-- seed:start -->`` and ``<!-- seed:end -->``.
 """
 
 from __future__ import annotations
@@ -243,6 +246,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20, help="sequential requests per model (default 20)")
     parser.add_argument("--warmup", type=int, default=2, help="requests per model before measuring (default 2)")
     parser.add_argument("--models", default=",".join(r.key for r in SEED_ROWS))
+    parser.add_argument("--docs", type=Path, default=common.REPO_DIR / "docs" / "benchmarks.md",
+                        help="markdown file whose seed section is rewritten (default docs/benchmarks.md)")  # fmt: skip
+    parser.add_argument("--no-docs", action="store_true", help="print only")
     args = parser.parse_args()
     wanted = [k.strip() for k in args.models.split(",") if k.strip()]
     rows = [r for r in SEED_ROWS if r.key in wanted]
@@ -251,12 +257,31 @@ def main() -> None:
 
     started = time.monotonic()
     measured, notes = measure_all(rows, args.requests, args.warmup)
-    print(f"\nSeed table on this machine: {args.requests} sequential requests per model after {args.warmup} warm-up, "
-          f"{TOKENS}-token payload, ms; summarization: {SUMMARY_TOKENS} new tokens, greedy; "
-          f"took {time.monotonic() - started:.0f} s\n")  # fmt: skip
+    caption = (f"{args.requests} sequential requests per model after {args.warmup} warm-up, {TOKENS}-token payload, ms; "
+               f"summarization: {SUMMARY_TOKENS} new tokens, greedy; took {time.monotonic() - started:.0f} s")  # fmt: skip
+    print(f"\nSeed table on this machine: {caption}\n")
     common.print_table(HEADER, [cells(m) for m in measured], left=2)
     for line in notes:
         print(line)
+    if not args.no_docs and measured:
+        common.replace_section(args.docs, "seed", docs_section(measured, notes, caption, args), HEADING)
+        print(f"\nwrote the seed section of {args.docs}")
+
+
+HEADING = "## The first seed's latency table on hubserve"
+
+
+def docs_section(measured: list[Measured], notes: list[str], caption: str, args: argparse.Namespace) -> str:
+    """The docs section: the command, the machine, the table beside the seed's figures."""
+    command = "```bash\n.venv/bin/python benchmarks/seed_table.py"
+    if args.requests != 20:
+        command += f" --requests {args.requests}"
+    command += "\n```"
+    lines = [command, "", f"{common.machine_line()}; {caption}.", "",
+             common.markdown_table(HEADER, [cells(m) for m in measured], align=lambda i: "---" if i < 2 else "---:")]  # fmt: skip
+    if notes:
+        lines += [""] + [f"- {line}" for line in notes]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ Systems, measured one at a time (never two at once: the machine has 2 cores):
                and 32 by default): the floor for latency, and the best of them for throughput
   hubserve     ``hubserve serve``, one dedicated cpu-medium endpoint (2 vCPUs, one replica, no
                idle scale-down) per runtime, ``model.runtime`` set unless it is torch
+  hubserve 2x1 the same two cores as two cpu-small replicas (1 vCPU each): each request on one
+               core, two at a time; the deployment to pick for throughput
   fastapi      FastAPI + uvicorn + a transformers pipeline in one process (baselines/fastapi_pipeline.py)
   litserve     LitServe batching the same pipeline (baselines/litserve_pipeline.py)
 Each server is measured at concurrency 1 (``--requests`` sequential requests: mean, p50, p99 and,
@@ -33,12 +35,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
-import importlib.metadata
 import inspect
 import math
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -268,24 +267,35 @@ def row_of(model: str, system: str, runtime: str, served: Served) -> Row:
 # -- (2) hubserve ----------------------------------------------------------------------------------
 
 
-def hubserve_spec(name: str, model_dir: str, runtime: str, custom_code: bool = False) -> dict[str, Any]:
-    """A dedicated cpu-medium endpoint: 2 vCPUs, exactly one replica, never scaled to zero.
+HUBSERVE = "hubserve"
+# The same two cores as two 1-vCPU replicas (cpu-small x 2): one request per core at a time
+# instead of one request over both; more throughput at c=32, a longer single request.
+HUBSERVE_SPLIT = "hubserve 2x1"
+
+
+def hubserve_spec(name: str, model_dir: str, runtime: str, custom_code: bool = False, *,
+                  instance: str = "cpu-medium", replicas: int = 1) -> dict[str, Any]:  # fmt: skip
+    """A dedicated endpoint with exactly ``replicas`` replicas (cpu-medium: 2 vCPUs), never scaled to zero.
 
     ``model.runtime`` is left out for torch so the spec also works before that field exists.
     """
     model: dict[str, Any] = {"source": model_dir, "task": TASK}
     if runtime != "torch":
         model["runtime"] = runtime
-    compute = {"type": "dedicated", "instance": "cpu-medium", "min_replicas": 1, "max_replicas": 1}
+    compute = {"type": "dedicated", "instance": instance, "min_replicas": replicas, "max_replicas": replicas}
     return {"name": name, "model": model, "compute": compute, "custom_code": custom_code}
 
 
-def hubserve_cases(fixtures: dict[str, str], plan: Plan) -> list[tuple[str, str, dict[str, Any]]]:
-    """(model label, runtime, endpoint spec): the no-op handler, then every model x runtime."""
-    cases = [(NOOP, "-", hubserve_spec("noop", fixtures[NOOP], "torch", custom_code=True))]
+def hubserve_cases(fixtures: dict[str, str], plan: Plan) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(model label, system, runtime, endpoint spec): the no-op handler, then every model x runtime,
+    each as one 2-vCPU replica and as two 1-vCPU replicas."""
+    cases = [(NOOP, HUBSERVE, "-", hubserve_spec("noop", fixtures[NOOP], "torch", custom_code=True))]
     for key in plan.models:
         label = MODELS[key][0]
-        cases += [(label, r, hubserve_spec(f"{label}-{r}", fixtures[label], r)) for r in plan.runtimes]
+        for r in plan.runtimes:
+            cases.append((label, HUBSERVE, r, hubserve_spec(f"{label}-{r}", fixtures[label], r)))
+            split = hubserve_spec(f"{label}-{r}-2x1", fixtures[label], r, instance="cpu-small", replicas=2)
+            cases.append((label, HUBSERVE_SPLIT, r, split))
     return cases
 
 
@@ -295,8 +305,8 @@ def hubserve_rows(fixtures: dict[str, str], bodies: dict[str, Path], plan: Plan,
 
     process, url = common.start_server(runtime_cache(tmp).parent, log=tmp / "hubserve.log")
     try:
-        for label, runtime, spec in hubserve_cases(fixtures, plan):
-            what = f"hubserve {label} {runtime}"
+        for label, system, runtime, spec in hubserve_cases(fixtures, plan):
+            what = f"{system} {label} {runtime}"
             try:
                 with stage(what), common.endpoint(url, spec) as invoke_url:
                     note = runtime_note(common.describe(url, spec["name"]), spec["model"].get("runtime", "torch"))
@@ -304,7 +314,7 @@ def hubserve_rows(fixtures: dict[str, str], bodies: dict[str, Path], plan: Plan,
             except HubserveError as exc:
                 report.skip(what, f"{type(exc).__name__}: {exc}")
                 continue
-            row = row_of(label, "hubserve", runtime, served)
+            row = row_of(label, system, runtime, served)
             split = ", ".join(f"{part} {pct:.0f}" for part, pct in sorted(served.cpu.items()) if pct >= 0.5)
             row.note = "; ".join(filter(None, [note, f"c=32 CPU, % of one core: {split}"]))
             report.rows.append(row)
@@ -383,8 +393,10 @@ def ratio(a: float, b: float) -> float:
 def checks_for(report: Report, plan: Plan) -> list[Check]:
     """The issue's targets, each from figures of this run, for every hubserve row."""
     checks: list[Check] = []
-    for row in (r for r in report.rows if r.system == "hubserve"):
+    for row in (r for r in report.rows if r.system in (HUBSERVE, HUBSERVE_SPLIT)):
         name = NOOP if row.model == NOOP else f"{row.model} {row.runtime}"
+        if row.system == HUBSERVE_SPLIT:
+            name += " (2x1 vCPU)"
         checks += overhead_checks(row, name) + litserve_checks(report, row, name)
         if row.model != NOOP:
             checks += floor_checks(report, row, name) + fastapi_checks(report, row, name) + int8_checks(row, name)
@@ -411,7 +423,7 @@ def floor_checks(report: Report, row: Row, name: str) -> list[Check]:
     if floor is None:
         return []
     checks = []
-    if row.model_latency is not None:
+    if row.model_latency is not None and row.system == HUBSERVE:  # the floor runs on 2 threads, as this replica
         r = ratio(row.model_latency.p50, floor.c1.p50)
         checks.append(Check(f"{name}: model latency p50 / in-process p50", f"{r:.3f}", "<= 1.10", r <= 1.10))
     best = max(floor.c32_rps, 1000.0 / floor.c1.mean)  # the fastest batch size, or one at a time if that is faster
@@ -431,7 +443,7 @@ def fastapi_checks(report: Report, row: Row, name: str) -> list[Check]:
 
 
 def int8_checks(row: Row, name: str) -> list[Check]:
-    if row.model != MODELS["distilbert"][0] or row.runtime != "onnx-int8":
+    if row.model != MODELS["distilbert"][0] or row.runtime != "onnx-int8" or row.system != HUBSERVE:
         return []
     return [Check(f"{name}: end-to-end p50, c=1", f"{row.c1.p50:.1f} ms", "<= 60 ms", row.c1.p50 <= 60.0)]
 
@@ -490,24 +502,6 @@ def ceiling_line(report: Report) -> str:
             f"using {c.cpu_percent:.0f} % of one core: about {per_core:.0f} requests per loadgen CPU-second.")  # fmt: skip
 
 
-def machine_line() -> str:
-    def version(name: str) -> str:
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            return "absent"
-
-    cpu = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), platform.machine())
-    return (f"{datetime.date.today().isoformat()}, {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
-            f"torch {version('torch')}, transformers {version('transformers')}, onnxruntime {version('onnxruntime')}, "
-            f"litserve {version('litserve')}")  # fmt: skip
-
-
-def _cpuinfo() -> list[str]:
-    try:
-        return Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return []
 
 
 def notes(report: Report) -> list[str]:
@@ -525,7 +519,9 @@ Each system alone on the machine, one after the other; requests from `benchmarks
 127.0.0.1. *in-process*: hubserve's predictor in a fresh process (c=1: sequential calls; the c=32 columns: the
 fastest batch size tried, as batch latency and inputs/s; every size in the notes). *hubserve*: a dedicated cpu-medium
 endpoint (2 vCPUs, one replica) per runtime; model/overhead are its `x-model-latency-ms` / `x-overhead-latency-ms`
-headers at c=1. *fastapi*: FastAPI + uvicorn + a transformers pipeline in one process
+headers at c=1. *hubserve 2x1*: the same cores as two cpu-small replicas (1 vCPU each, pinned to one core each), the
+shape to deploy for throughput: a single request takes longer (one core), but under load each core runs its own batch and
+neither waits for the other inside every operator. *fastapi*: FastAPI + uvicorn + a transformers pipeline in one process
 (`benchmarks/baselines/fastapi_pipeline.py`). *litserve*: LitServe batching the same pipeline
 (`benchmarks/baselines/litserve_pipeline.py`: max_batch_size 32, batch_timeout 10 ms). *no-op*: a handler answering
 `{"ok": true}` (hubserve: `handler.py` with `custom_code: true`). Models: full-size DistilBERT SST-2 and RoBERTa-base
@@ -541,7 +537,7 @@ def markdown(report: Report, checks: list[Check], plan: Plan, quick: bool) -> st
                                         align=lambda i: "---" if i < 3 else ":---:")  # fmt: skip
     parts = [
         DOC_INTRO,
-        f"{machine_line()}; c=1: {plan.requests} requests, c=32: {plan.duration:g} s{mode}.",
+        f"{common.machine_line()}; c=1: {plan.requests} requests, c=32: {plan.duration:g} s{mode}.",
         common.markdown_table(RESULT_HEADER, [result_cells(r) for r in report.rows]),
         check_table,
         ceiling_line(report),
@@ -613,7 +609,7 @@ def main() -> None:
             shutil.rmtree(tmp, ignore_errors=True)
     checks = checks_for(report, plan)
 
-    print(f"\n{machine_line()}\nc=1: {plan.requests} requests; c=32: {plan.duration:g} s; ms unless marked; "
+    print(f"\n{common.machine_line()}\nc=1: {plan.requests} requests; c=32: {plan.duration:g} s; ms unless marked; "
           f"took {time.monotonic() - started:.0f} s\n")  # fmt: skip
     common.print_table(RESULT_HEADER, [result_cells(r) for r in report.rows])
     print()
