@@ -1,0 +1,233 @@
+"""The async inference queue: one row per accepted inference, durable before the 202 answer.
+
+Portable SQL only (SQLAlchemy Core; SQLite by default, PostgreSQL by ``database_url``). Work is
+claimed with ``UPDATE ... WHERE status = 'queued'``: whoever changes the row owns the attempt,
+so two dispatchers never run one inference twice at once. Statuses:
+
+    queued -> running -> succeeded | failed      (running -> queued again on a retryable error)
+    queued -> expired                            (still queued after its TTL)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+
+from hubserve.store.endpoints import _sqlite_pragmas
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, EXPIRED = "queued", "running", "succeeded", "failed", "expired"
+TERMINAL = (SUCCEEDED, FAILED, EXPIRED)
+
+_metadata = sa.MetaData()
+
+inferences_table = sa.Table(
+    "async_inferences",
+    _metadata,
+    sa.Column("endpoint", sa.String(63), primary_key=True),
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    # Where the payload is: a file we stored (input_owned) or the user's own location.
+    sa.Column("input_location", sa.Text, nullable=False),
+    sa.Column("input_owned", sa.Boolean, nullable=False),
+    sa.Column("content_type", sa.Text, nullable=False),
+    sa.Column("accept", sa.Text, nullable=False),
+    sa.Column("output_location", sa.Text, nullable=False),
+    sa.Column("failure_location", sa.Text, nullable=False),
+    sa.Column("timeout_s", sa.Integer, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    sa.Column("error_type", sa.Text, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("output_content_type", sa.Text, nullable=True),
+    sa.Column("owner", sa.String(64), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_async_inferences_status", "status", "endpoint", "created_at"),
+)
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@dataclasses.dataclass(frozen=True)
+class InferenceRecord:
+    """One async inference as stored."""
+
+    endpoint: str
+    id: str
+    status: str
+    input_location: str
+    input_owned: bool
+    content_type: str
+    accept: str
+    output_location: str
+    failure_location: str
+    timeout_s: int
+    attempts: int
+    max_attempts: int
+    error_type: str | None
+    error: str | None
+    output_content_type: str | None
+    owner: str | None
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    updated_at: dt.datetime
+
+    def to_json(self) -> dict[str, Any]:
+        """The API's view (camelCase like SageMaker's headers and bodies)."""
+        return {
+            "inferenceId": self.id,
+            "endpoint": self.endpoint,
+            "status": self.status,
+            "attempts": self.attempts,
+            "maxAttempts": self.max_attempts,
+            "outputLocation": self.output_location,
+            "failureLocation": self.failure_location,
+            "outputContentType": self.output_content_type,
+            "inputLocation": None if self.input_owned else self.input_location,
+            "error": {"type": self.error_type, "message": self.error} if self.error else None,
+            "invocationTimeoutSeconds": self.timeout_s,
+            "createdAt": self.created_at.isoformat(),
+            "expiresAt": self.expires_at.isoformat(),
+            "startedAt": self.started_at.isoformat() if self.started_at else None,
+            "finishedAt": self.finished_at.isoformat() if self.finished_at else None,
+        }
+
+
+class InferenceStore:
+    """The queue. Synchronous like EndpointStore: each statement is one short transaction."""
+
+    def __init__(self, url: str) -> None:
+        self._engine = sa.create_engine(url)
+        if url.startswith("sqlite"):
+            sa.event.listen(self._engine, "connect", _sqlite_pragmas)
+        _metadata.create_all(self._engine)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def insert(self, row: dict[str, Any]) -> InferenceRecord | None:
+        """Queue a new inference; None when (endpoint, id) exists already (the caller returns that one)."""
+        stamp = now()
+        values = {"status": QUEUED, "attempts": 0, "created_at": stamp, "updated_at": stamp, **row}
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(inferences_table.insert().values(**values))
+        except sa.exc.IntegrityError:
+            return None
+        return self.get(row["endpoint"], row["id"])
+
+    def get(self, endpoint: str, inference_id: str) -> InferenceRecord | None:
+        table = inferences_table
+        query = table.select().where(table.c.endpoint == endpoint, table.c.id == inference_id)
+        with self._engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else _record(dict(row))
+
+    def list(self, endpoint: str, status: str | None = None, limit: int = 100) -> list[InferenceRecord]:
+        """Newest first."""
+        table = inferences_table
+        query = table.select().where(table.c.endpoint == endpoint)
+        if status is not None:
+            query = query.where(table.c.status == status)
+        query = query.order_by(table.c.created_at.desc()).limit(limit)
+        with self._engine.connect() as conn:
+            return [_record(dict(row)) for row in conn.execute(query).mappings()]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """{endpoint: {"queued": n, "running": m}}: the backlog metric, one GROUP BY."""
+        table = inferences_table
+        query = (
+            sa.select(table.c.endpoint, table.c.status, sa.func.count())
+            .where(table.c.status.in_((QUEUED, RUNNING)))
+            .group_by(table.c.endpoint, table.c.status)
+        )
+        found: dict[str, dict[str, int]] = {}
+        with self._engine.connect() as conn:
+            for endpoint, status, count in conn.execute(query):
+                found.setdefault(endpoint, {QUEUED: 0, RUNNING: 0})[status] = int(count)
+        return found
+
+    def oldest_queued(self, endpoint: str, limit: int) -> list[InferenceRecord]:
+        table = inferences_table
+        query = (
+            table.select()
+            .where(table.c.endpoint == endpoint, table.c.status == QUEUED)
+            .order_by(table.c.created_at)
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            return [_record(dict(row)) for row in conn.execute(query).mappings()]
+
+    def claim(self, endpoint: str, inference_id: str, owner: str) -> bool:
+        """Take a queued inference for one attempt; False when someone else took it first."""
+        stamp = now()
+        return self._transition(
+            endpoint, inference_id, QUEUED,
+            status=RUNNING, owner=owner, attempts=inferences_table.c.attempts + 1, started_at=stamp,
+        )  # fmt: skip
+
+    def requeue(self, endpoint: str, inference_id: str, *, refund_attempt: bool, error_type: str | None = None,
+                error: str | None = None) -> bool:  # fmt: skip
+        """Put a running inference back in the queue (a retryable failure, or a shutdown: refunded)."""
+        attempts = inferences_table.c.attempts - 1 if refund_attempt else inferences_table.c.attempts
+        return self._transition(
+            endpoint, inference_id, RUNNING,
+            status=QUEUED, owner=None, attempts=attempts, error_type=error_type, error=error,
+        )  # fmt: skip
+
+    def finish(self, endpoint: str, inference_id: str, status: str, *, from_status: str = RUNNING,
+               error_type: str | None = None, error: str | None = None,
+               output_content_type: str | None = None) -> bool:  # fmt: skip
+        """Move to a terminal status; False when the row was no longer in ``from_status``."""
+        return self._transition(
+            endpoint, inference_id, from_status,
+            status=status, error_type=error_type, error=error, output_content_type=output_content_type,
+            finished_at=now(), owner=None,
+        )  # fmt: skip
+
+    def expired(self, at: dt.datetime | None = None) -> list[InferenceRecord]:
+        """Queued inferences past their TTL."""
+        table = inferences_table
+        query = table.select().where(table.c.status == QUEUED, table.c.expires_at < (at or now()))
+        with self._engine.connect() as conn:
+            return [_record(dict(row)) for row in conn.execute(query).mappings()]
+
+    def orphans(self) -> list[InferenceRecord]:
+        """Inferences left ``running`` by a process that died (called once at server start)."""
+        query = inferences_table.select().where(inferences_table.c.status == RUNNING)
+        with self._engine.connect() as conn:
+            return [_record(dict(row)) for row in conn.execute(query).mappings()]
+
+    def _transition(self, endpoint: str, inference_id: str, from_status: str, **values: Any) -> bool:
+        table = inferences_table
+        statement = (
+            table.update()
+            .where(table.c.endpoint == endpoint, table.c.id == inference_id, table.c.status == from_status)
+            .values(updated_at=now(), **values)
+        )
+        with self._engine.begin() as conn:
+            return conn.execute(statement).rowcount == 1
+
+
+def _utc(moment: dt.datetime | None) -> dt.datetime | None:
+    # SQLite drops the timezone; everything we store is UTC.
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.timezone.utc)
+    return moment
+
+
+def _record(row: dict[str, Any]) -> InferenceRecord:
+    for key in ("created_at", "expires_at", "started_at", "finished_at", "updated_at"):
+        row[key] = _utc(row[key])
+    row["input_owned"] = bool(row["input_owned"])
+    return InferenceRecord(**row)
