@@ -1,0 +1,133 @@
+"""`hubserve endpoint metrics` and `logs`: what an endpoint did, from the server's own records."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+
+from hubserve.cli import output
+from hubserve.cli.common import JsonOption, TokenOption, UrlOption, cli_errors, make_client, want_json
+
+NameArg = Annotated[str, typer.Argument(help="Endpoint name.", show_default=False)]
+WindowOption = Annotated[str, typer.Option("--window", "-w", help="How far back: 60s, 5m, 1h (the most kept).")]
+WatchOption = Annotated[bool, typer.Option("--watch", help="Refresh the table until Ctrl-C.")]
+IntervalOption = Annotated[float, typer.Option("--interval", help="Seconds between refreshes with --watch.")]
+
+
+@cli_errors
+def metrics(
+    ctx: typer.Context,
+    name: NameArg,
+    window: WindowOption = "1h",
+    watch: WatchOption = False,
+    interval: IntervalOption = 2.0,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Invocations, errors, latencies (model and overhead), cold starts, concurrency, memory and CPU."""
+    with make_client(ctx, url, token) as client:
+        if want_json(ctx, json_):
+            output.print_json(client.get_metrics(name, window))
+            return
+        if not watch:
+            output.console().print(metrics_view(client.get_metrics(name, window)))
+            return
+        with Live(metrics_view(client.get_metrics(name, window)), console=output.console(), auto_refresh=False) as live:
+            try:
+                while True:
+                    time.sleep(interval)
+                    live.update(metrics_view(client.get_metrics(name, window)), refresh=True)
+            except KeyboardInterrupt:
+                pass
+
+
+def _ms(value: Any) -> str:
+    return "-" if value is None else f"{value:.3f}" if value < 10 else f"{value:.1f}"
+
+
+def metrics_view(m: dict[str, Any]) -> Group:
+    """Two tables: counts and levels, then the latency distributions."""
+    counts = Table(title=f"{m['endpoint']}: last {m['window']} (1-minute resolution)", show_header=False)
+    counts.add_column("metric")
+    counts.add_column("value", justify="right")
+    concurrency = m["concurrent_executions"]
+    memory = m["memory_mb"]
+    limit = concurrency.get("max_concurrency")
+    rows = [
+        ("invocations", m["invocations"]),
+        ("4xx errors", m["errors_4xx"]),
+        ("5xx errors", m["errors_5xx"]),
+        ("throttles", m["throttles"]),
+        ("cold starts", m["cold_starts"]),
+        ("concurrent executions (now / max)", f"{concurrency.get('current', '-')} / {concurrency['max']:g}"
+         + (f" of {limit} ({concurrency.get('utilization', 0) * 100:.0f} %)" if limit else "")),
+        ("held requests (now / max)", f"{m['held_requests'].get('current', '-')} / {m['held_requests']['max']:g}"),
+        ("replicas (ready / starting / max)",
+         f"{m['replicas'].get('ready', '-')} / {m['replicas'].get('starting', '-')} / {m['replicas']['max']:g}"),
+        ("memory per replica, MB (max / limit)",
+         f"{memory['max_per_replica']:g} / {memory.get('limit', '-')}"
+         + (f" ({memory['utilization'] * 100:.0f} %)" if memory.get("utilization") is not None else "")),
+        ("CPU, % of one core (avg / max)", f"{_ms(m['cpu_percent']['avg'])} / {_ms(m['cpu_percent']['max'])}"),
+        ("bytes in / out", f"{m['bytes_in']} / {m['bytes_out']}"),
+    ]  # fmt: skip
+    for label, value in rows:
+        counts.add_row(label, str(value))
+    latency = Table(title="latency, ms")
+    for column in ("", "count", "avg", "p50", "p90", "p99", "max"):
+        latency.add_column(column, justify="left" if not column else "right")
+    for label, key in (("model", "model_latency_ms"), ("overhead", "overhead_latency_ms"), ("model setup", "model_setup_time_ms")):
+        d = m[key]
+        latency.add_row(label, str(d["count"]), *(_ms(d[k]) for k in ("avg", "p50", "p90", "p99", "max")))
+    return Group(counts, latency)
+
+
+FollowOption = Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C.")]
+TailOption = Annotated[int, typer.Option("--tail", "-n", help="How many of the latest lines to print first.")]
+SinceOption = Annotated[
+    Optional[str], typer.Option("--since", help="Only lines after this: a time or 30s / 5m / 2h.", show_default=False)
+]
+SourceOption = Annotated[
+    Optional[str], typer.Option("--source", help="'hubserve' or one replica id.", show_default=False)
+]
+
+
+@cli_errors
+def logs(
+    ctx: typer.Context,
+    name: NameArg,
+    follow: FollowOption = False,
+    tail: TailOption = 200,
+    since: SinceOption = None,
+    source: SourceOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """The endpoint's replicas' output and hubserve's events and access lines, in time order."""
+    as_json = want_json(ctx, json_)
+    printed: set[tuple[str, str, str]] = set()  # lines at the boundary time come again on the next poll
+    with make_client(ctx, url, token) as client:
+        page = client.get_logs(name, since=since, tail=tail, source=source)
+        while True:
+            for line in page["lines"]:
+                key = (line["time"], line["source"], line["message"])
+                if key in printed:
+                    continue
+                printed.add(key)
+                typer.echo(json.dumps(line) if as_json else f"{line['time']} {line['source']} {line['stream']}: {line['message']}")
+            if not follow:
+                return
+            boundary = page.get("next_since")
+            printed = {key for key in printed if key[0] == boundary}
+            try:
+                time.sleep(1.0)
+            except KeyboardInterrupt:
+                return
+            page = client.get_logs(name, since=boundary, tail=10_000, source=source)

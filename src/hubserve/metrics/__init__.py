@@ -1,0 +1,11 @@
+"""What each endpoint did: rolling one-minute windows for the API and CLI, Prometheus for scrapers.
+
+A leaf package (imports nothing from hubserve but errors): the invocation routes record each
+answered request, the controller's sampler records gauges (replicas, concurrency, memory, CPU)
+and model setup times; `/v1/endpoints/{name}/metrics` and `/metrics` read them.
+"""
+
+from hubserve.metrics.registry import EndpointGauges, Metrics, parse_window
+from hubserve.metrics.window import Distribution, RollingWindow
+
+__all__ = ["Distribution", "EndpointGauges", "Metrics", "RollingWindow", "parse_window"]
