@@ -1,0 +1,174 @@
+"""`hubserve bench NAME|URL`: an `ab` for endpoints, built in.
+
+The requests come from a separate process (``hubserve.loadtest``); this module resolves the
+target, reads the body, and prints what came back: counts, failures by status, throughput,
+latency mean ± std and percentiles, hubserve's model/overhead split and cold starts, and a
+histogram. NAME means ``{url}/endpoints/NAME`` on the configured server; a URL is used as is.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+from urllib.parse import quote
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from hubserve.cli import output
+from hubserve.cli.common import JsonOption, UrlOption, fail, globals_of, want_json
+from hubserve.loadtest.driver import Plan
+from hubserve.loadtest.runner import LoadTestError, run_in_child
+from hubserve.loadtest.stats import summarise
+from hubserve.sdk.client import DEFAULT_URL
+
+DEFAULT_BODY = b'{"inputs": "I love this movie"}'
+DEFAULT_REQUESTS = 100
+_BAR_WIDTH = 40
+
+
+def bench(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="Endpoint name on the server, or a full http(s) URL.", show_default=False)],
+    requests: Annotated[
+        Optional[int],
+        typer.Option("--requests", "-n", min=1, help=f"Requests to send [default: {DEFAULT_REQUESTS}, or no count bound with --duration].", show_default=False),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, help="Connections: requests in flight at once (closed loop), or at most (--rate).")
+    ] = 1,
+    duration: Annotated[
+        Optional[float], typer.Option("--duration", "-t", min=0.0, help="Stop starting requests after this many seconds.", show_default=False)
+    ] = None,
+    data: Annotated[
+        Optional[str],
+        typer.Option("--data", "-d", help="""Body, sent as is: JSON such as '{"inputs": "..."}', @file or - for stdin [default: a short sentence].""", show_default=False),
+    ] = None,
+    rate: Annotated[
+        Optional[float], typer.Option("--rate", min=0.0, help="Open loop: R arrivals a second, whatever the answers take.", show_default=False)
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.001, help="Seconds one request may take before it counts as failed.")] = 60.0,
+    header: Annotated[
+        Optional[list[str]], typer.Option("--header", "-H", help="'Name: value' added to every request; repeatable.", show_default=False)
+    ] = None,
+    url: UrlOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Load-test an endpoint from a separate process and print ab-style latency figures."""
+    address = resolve_target(target, url or globals_of(ctx).url or DEFAULT_URL)
+    plan = Plan(
+        url=address,
+        body=_read_body(data),
+        concurrency=concurrency,
+        requests=requests if requests is not None else (0 if duration else DEFAULT_REQUESTS),
+        duration=duration or 0.0,
+        rate=rate or 0.0,
+        timeout=timeout,
+        headers=_headers(header or []),
+    )
+    as_json = want_json(ctx, json_)
+    try:
+        if as_json or not sys.stderr.isatty():
+            results = run_in_child(plan)
+        else:
+            with output.console(stderr=True).status(f"Sending to {address} ..."):
+                results = run_in_child(plan)
+    except LoadTestError as error:
+        raise fail(str(error)) from None
+    settings = {"concurrency": plan.concurrency, "rate": plan.rate or None,
+                "max_requests": plan.requests or None, "max_duration_s": plan.duration or None}  # fmt: skip
+    report = summarise(results, address, settings)
+    if as_json:
+        output.print_json(report)
+    else:
+        print_report(report)
+    if report["requests"] and report["completed"] == 0:
+        raise typer.Exit(1)  # nothing answered at all: say so in the exit code too
+
+
+def resolve_target(target: str, base_url: str) -> str:
+    """A full URL as is; a name as the endpoint's invocation URL on ``base_url``."""
+    if target.startswith(("http://", "https://")):
+        return target
+    return f"{base_url.rstrip('/')}/endpoints/{quote(target, safe='')}"
+
+
+def _read_body(source: str | None) -> bytes:
+    if source is None:
+        return DEFAULT_BODY
+    if source == "-":
+        return sys.stdin.buffer.read()
+    if source.startswith("@"):
+        try:
+            return Path(source[1:]).read_bytes()
+        except OSError as exc:
+            raise fail(f"cannot read {source[1:]}: {exc.strerror or exc}") from None
+    return source.encode()
+
+
+def _headers(items: list[str]) -> dict[str, str]:
+    headers = {}
+    for item in items:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise fail(f"--header wants 'Name: value' (got '{item}')")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+# -- printing -----------------------------------------------------------------------------------
+
+
+def print_report(report: dict[str, Any]) -> None:
+    console = output.console()
+    mode = f"open loop at {report['rate']:g} req/s, at most {report['concurrency']} in flight" if report["rate"] else f"concurrency {report['concurrency']}"
+    console.print(f"[bold]{report['target']}[/]  ({mode})")
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    grid.add_row("Requests", f"{report['requests']} sent, {report['succeeded']} succeeded, {report['failed']} failed")
+    grid.add_row("Statuses", ", ".join(f"{code}: {n}" for code, n in report["statuses"].items()) or "-")
+    if report["failed"]:
+        failures = [f"{code}: {n}" for code, n in report["failures_by_status"].items()]
+        failures += [f"{kind} (no answer): {n}" for kind, n in report["errors"].items()]
+        grid.add_row("Failures", Text(", ".join(failures), style="red"))
+    grid.add_row("Time taken", f"{report['wall_s']:.3f} s")
+    grid.add_row("Throughput", f"{report['throughput_rps']:.1f} req/s")
+    latency = report["latency_ms"]
+    if latency:
+        grid.add_row("Latency", f"{latency['mean']:.2f} ± {latency['std']:.2f} ms (mean ± std)")
+    if report["hubserve"]:
+        grid.add_row("Cold starts", str(report["cold_starts"]))
+    grid.add_row("Client CPU", f"{report['client_cpu_s']:.2f} s")
+    console.print(grid)
+    if latency:
+        console.print()
+        console.print(_percentiles(report))
+        console.print()
+        console.print(_histogram(report["histogram"]))
+
+
+def _percentiles(report: dict[str, Any]) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("ms")
+    for column in ("mean", "std", "min", "p50", "p90", "p99", "max"):
+        table.add_column(column, justify="right")
+    rows = [("total", report["latency_ms"]), ("model", report["model_latency_ms"]), ("overhead", report["overhead_latency_ms"])]
+    for name, values in rows:
+        if values:
+            table.add_row(name, *(f"{values[k]:.2f}" for k in ("mean", "std", "min", "p50", "p90", "p99", "max")))
+    return table
+
+
+def _histogram(bins: list[dict[str, float]]) -> Table:
+    table = Table(box=None, show_header=False, pad_edge=False, title="latency histogram (ms)", title_justify="left")
+    table.add_column(justify="right", no_wrap=True)
+    table.add_column(no_wrap=True)
+    table.add_column(justify="right")
+    top = max((b["count"] for b in bins), default=0) or 1
+    for b in bins:
+        bar = "█" * round(b["count"] / top * _BAR_WIDTH) or ("▏" if b["count"] else "")
+        table.add_row(f"{b['low_ms']:.2f} – {b['high_ms']:.2f}", Text(bar, style="cyan"), str(int(b["count"])))
+    return table
