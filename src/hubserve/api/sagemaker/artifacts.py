@@ -1,0 +1,127 @@
+"""A model's ``ModelDataUrl`` as a folder on this machine: as is, extracted, or downloaded.
+
+SageMaker packs models as ``model.tar.gz`` (files at the archive's root, ``code/inference.py``
+beside them) or, uncompressed, as an S3 prefix. A local folder (path or ``file://``) is used
+where it lies; archives and S3 objects are copied under ``<home>/sagemaker/models/<model>-<id>/``,
+a fresh folder per model so a running endpoint never sees its files change. Archives are
+extracted with tarfile's ``data`` filter and every member checked first: no absolute paths,
+no ``..``, no links or devices, so an archive cannot write outside its folder.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shutil
+import tarfile
+import tempfile
+import uuid
+from pathlib import Path
+
+from hubserve.api.sagemaker.errors import validation
+from hubserve.errors import HubserveError
+from hubserve.storage import Location, Storage
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+
+
+def materialise(url: str, model_name: str, cache_root: Path, storage: Storage) -> Path:
+    """The local model folder for ``url``; blocking (run it in a thread)."""
+    url = url.strip()
+    if url.startswith("s3://"):
+        location = _resolve(storage, url)
+        target = _fresh_folder(cache_root, model_name)
+        try:
+            if url.endswith(ARCHIVE_SUFFIXES):
+                with tempfile.TemporaryDirectory(dir=cache_root) as tmp:
+                    local = Path(tmp) / "model.tar.gz"
+                    _copy(location, local)
+                    extract(local, target)
+            else:
+                _download_prefix(location, target)
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+        return model_root(target)
+    if "://" in url and not url.startswith("file://"):
+        raise validation(f"ModelDataUrl {url!r}: use a local path, file:// or s3:// URL.")
+    path = Path(url.removeprefix("file://")).expanduser()
+    if not path.is_absolute():
+        raise validation(f"ModelDataUrl {url!r} must be an absolute path, file:// or s3:// URL.")
+    if path.is_dir():
+        return path.resolve()
+    if path.is_file() and path.name.endswith(ARCHIVE_SUFFIXES):
+        target = _fresh_folder(cache_root, model_name)
+        try:
+            extract(path, target)
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+        return model_root(target)
+    raise validation(f"ModelDataUrl {url!r} is neither a model folder nor a model.tar.gz archive.")
+
+
+def is_cached(folder: Path, cache_root: Path) -> bool:
+    """Whether ``folder`` is one of ours (and may be removed with its model)."""
+    return cache_root.resolve() in folder.resolve().parents
+
+
+def extract(archive: Path, target: Path) -> None:
+    """Extract a (gzipped) tar into ``target``, refusing any member that would land outside it."""
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            members = tar.getmembers()
+            for member in members:
+                name = member.name
+                parts = Path(name).parts
+                if name.startswith(("/", "\\")) or ".." in parts or not (member.isfile() or member.isdir()):
+                    raise validation(
+                        f"The model archive has an unsafe member {name!r} (absolute path, '..', link or device); "
+                        "pack only regular files and folders."
+                    )
+            tar.extractall(target, members=members, filter="data")
+    except tarfile.TarError as exc:
+        raise validation(f"The model archive {archive.name} cannot be read: {exc}") from None
+
+
+def model_root(folder: Path) -> Path:
+    """The folder itself, or its single subfolder when the archive wrapped everything in one."""
+    entries = [entry for entry in folder.iterdir() if not entry.name.startswith(".")]
+    if not (folder / "config.json").exists() and len(entries) == 1 and entries[0].is_dir():
+        return entries[0]
+    return folder
+
+
+def _resolve(storage: Storage, url: str) -> Location:
+    try:
+        return storage.resolve(url)
+    except HubserveError as exc:  # StorageLocationError: a bad or disallowed location
+        raise validation(f"ModelDataUrl {url!r}: {exc.message}") from None
+
+
+def _fresh_folder(cache_root: Path, model_name: str) -> Path:
+    cache_root.mkdir(parents=True, exist_ok=True)
+    target = cache_root / f"{model_name}-{uuid.uuid4().hex[:8]}"
+    target.mkdir()
+    return target
+
+
+def _copy(location: Location, local: Path) -> None:
+    try:
+        with location.open("rb") as source, open(local, "wb") as sink:
+            shutil.copyfileobj(source, sink, 1024 * 1024)
+    except FileNotFoundError:
+        raise validation(f"ModelDataUrl {location.url!r} does not exist.") from None
+
+
+def _download_prefix(location: Location, target: Path) -> None:
+    files = location.files()
+    if not files:
+        raise validation(f"ModelDataUrl {location.url!r} holds no files.")
+    base = location.url.rstrip("/")
+    for file in files:
+        relative = file.url[len(base) :].lstrip("/") or posixpath.basename(file.url)
+        if relative.startswith("/") or ".." in relative.split("/"):
+            raise validation(f"S3 key {file.url!r} would land outside the model folder.")
+        local = target / relative
+        local.parent.mkdir(parents=True, exist_ok=True)
+        _copy(file, local)

@@ -1,0 +1,329 @@
+"""The SageMaker control-plane operations, each mapped onto hubserve's own endpoint model.
+
+Models and endpoint configs are stored as the definitions the client sent (store/sagemaker.py);
+CreateEndpoint and UpdateEndpoint turn a config and its model into an EndpointSpec and hand it to
+the controller exactly as ``POST``/``PUT /v1/endpoints`` do; DescribeEndpoint reads the endpoint's
+record and runtime. So an endpoint is one thing, visible (and changeable) through both APIs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import shutil
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pydantic
+
+from hubserve.api.errors import spec_error
+from hubserve.api.management import prepare
+from hubserve.api.sagemaker import artifacts, shapes, status
+from hubserve.api.sagemaker.errors import SageMakerApiError, not_found, validation
+from hubserve.control.controller import Controller
+from hubserve.errors import EndpointNotFound, SpecError
+from hubserve.models import sources
+from hubserve.models.custom import find_custom_code
+from hubserve.settings import Settings
+from hubserve.spec import NAME_PATTERN, EndpointSpec
+from hubserve.storage import Storage
+from hubserve.store.sagemaker import Definition, SageMakerStore
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """What an operation works with; ``region`` comes from the request's signature scope."""
+
+    controller: Controller
+    store: SageMakerStore
+    settings: Settings
+    storage: Storage
+    region: str
+
+    @property
+    def model_cache(self) -> Path:
+        return self.settings.home_dir / "sagemaker" / "models"
+
+
+Operation = Callable[[Context, dict[str, Any]], Awaitable[dict[str, Any]]]
+OPERATIONS: dict[str, Operation] = {}
+
+
+def operation(function: Operation) -> Operation:
+    """Register ``create_model`` as ``CreateModel``."""
+    OPERATIONS["".join(part.capitalize() for part in function.__name__.split("_"))] = function
+    return function
+
+
+# --- models ----------------------------------------------------------------------------------
+
+
+@operation
+async def create_model(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+    request = shapes.CreateModelInput.model_validate(body)
+    name = shapes.check_name("ModelName", request.ModelName)
+    if ctx.store.get_model(name) is not None:
+        raise validation(f'Cannot create already existing model "{status.arn(ctx.region, "model", name)}".')
+    containers = request.Containers or []
+    if request.PrimaryContainer is None and len(containers) != 1:
+        raise validation("Give one container: PrimaryContainer, or Containers with one element (no inference pipelines).")
+    container = request.PrimaryContainer or containers[0]
+    extra: dict[str, Any] = {}
+    if container.ModelDataUrl:
+        model_dir = await asyncio.to_thread(_model_folder, ctx, container.ModelDataUrl, name)
+        extra = {"model_dir": str(model_dir), "custom_code": bool(find_custom_code(model_dir))}
+    elif container.Environment.get("HF_MODEL_ID"):
+        model_id = container.Environment["HF_MODEL_ID"]
+        if not sources.is_local(model_id):
+            try:
+                sources.validate_hub_id(model_id)
+            except sources.SourceError as exc:
+                raise validation(f"Environment.HF_MODEL_ID: {exc}") from None
+    else:
+        raise validation("The container needs a ModelDataUrl or Environment.HF_MODEL_ID (with HF_TASK).")
+    definition = {**body, "PrimaryContainer": container.model_dump(exclude_none=True), "hubserve": extra}
+    definition.pop("Containers", None)
+    try:
+        ctx.store.put_model(name, definition)
+    except KeyError:
+        raise validation(f'Cannot create already existing model "{status.arn(ctx.region, "model", name)}".') from None
+    return {"ModelArn": status.arn(ctx.region, "model", name)}
+
+
+def _model_folder(ctx: Context, url: str, name: str) -> Path:
+    """Materialise ModelDataUrl and check it holds a model; our copy is removed if it does not."""
+    folder = artifacts.materialise(url, name, ctx.model_cache, ctx.storage)
+    ours = artifacts.is_cached(folder, ctx.model_cache)
+    try:
+        sources.resolve_local(str(folder), None if ours else (ctx.settings.model_roots or None))
+    except sources.SourceError as exc:
+        if ours:
+            shutil.rmtree(folder if folder.parent == ctx.model_cache else folder.parent, ignore_errors=True)
+        raise validation(f"ModelDataUrl {url!r}: {exc}") from None
+    return folder
+
+
+@operation
+async def describe_model(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+    model = _model(ctx, _name(body, "ModelName"))
+    described = {k: v for k, v in model.definition.items() if k not in ("hubserve", "Tags")}
+    return {**described, "ModelArn": status.arn(ctx.region, "model", model.name), "CreationTime": model.created_at.timestamp()}
+
+
+@operation
+async def delete_model(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+    model = _model(ctx, _name(body, "ModelName"))
+    ctx.store.delete_model(model.name)
+    folder = model.definition.get("hubserve", {}).get("model_dir")
+    if folder and artifacts.is_cached(Path(folder), ctx.model_cache) and not _in_use(ctx, folder):
+        top = Path(folder)
+        while top.parent != ctx.model_cache and ctx.model_cache in top.parents:
+            top = top.parent
+        shutil.rmtree(top, ignore_errors=True)
+    return {}
+
+
+def _in_use(ctx: Context, folder: str) -> bool:
+    """An endpoint still runs from the model's files (SageMaker lets it outlive the model)."""
+    return any(record.spec.model.source == folder for record, _ in ctx.controller.list())
+
+
+# --- endpoint configs ----------------------------------------------------------------------
+
+
+@operation
+async def create_endpoint_config(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+    request = shapes.CreateEndpointConfigInput.model_validate(body)
+    name = shapes.check_name("EndpointConfigName", request.EndpointConfigName)
+    taken = f'Cannot create already existing endpoint configuration "{status.arn(ctx.region, "endpoint-config", name)}".'
+    if ctx.store.get_config(name) is not None:
+        raise validation(taken)
+    if len(request.ProductionVariants) != 1:
+        raise validation("hubserve endpoints serve one production variant; give exactly one in ProductionVariants.")
+    variant = request.ProductionVariants[0]
+    if not variant.ModelName:
+        raise validation("ProductionVariants[0].ModelName is required.")
+    model = _model(ctx, variant.ModelName)
+    definition = request.model_dump(exclude_none=True)
+    _spec(ctx, "config-check", definition, model)  # a config that could never deploy is refused now
+    try:
+        ctx.store.put_config(name, definition)
+    except KeyError:
+        raise validation(taken) from None
+    return {"EndpointConfigArn": status.arn(ctx.region, "endpoint-config", name)}
+
+
+@operation
+async def describe_endpoint_config(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+    config = _config(ctx, _name(body, "EndpointConfigName"))
+    described = {k: v for k, v in config.definition.items() if k != "Tags"}
+    return {
+        **described,
+        "EndpointConfigArn": status.arn(ctx.region, "endpoint-config", config.name),
+        "CreationTime": config.created_at.timestamp(),
+    }
+
+
+@operation
+async def delete_endpoint_config(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+    name = _name(body, "EndpointConfigName")
+    if not ctx.store.delete_config(name):
+        raise not_found("endpoint configuration", name)
+    return {}
+
+
+# --- endpoints --------------------------------------------------------------------------------
+
+
+@operation
+async def create_endpoint(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+    request = shapes.CreateEndpointInput.model_validate(body)
+    name = _endpoint_name(request.EndpointName)
+    taken = f'Cannot create already existing endpoint "{status.arn(ctx.region, "endpoint", name)}".'
+    if ctx.controller.runtime(name) is not None:
+        raise validation(taken)
+    spec, notes = _deployable(ctx, name, request.EndpointConfigName)
+    try:
+        ctx.controller.create(spec, notes)
+    except KeyError:
+        raise validation(taken) from None
+    ctx.store.bind(name, request.EndpointConfigName)
+    return {"EndpointArn": status.arn(ctx.region, "endpoint", name)}
+
+
+@operation
+async def update_endpoint(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+    request = shapes.CreateEndpointInput.model_validate(body)
+    name = request.EndpointName
+    _endpoint(ctx, name)
+    spec, notes = _deployable(ctx, name, request.EndpointConfigName)
+    ctx.controller.update(spec, notes)  # a rolling update: the old replicas serve until the new one is ready
+    ctx.store.bind(name, request.EndpointConfigName)
+    return {"EndpointArn": status.arn(ctx.region, "endpoint", name)}
+
+
+@operation
+async def describe_endpoint(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+    name = _name(body, "EndpointName")
+    record, runtime = _endpoint(ctx, name)
+    config_name = ctx.store.binding(name)
+    config = ctx.store.get_config(config_name) if config_name else None
+    variant_name = config.definition["ProductionVariants"][0]["VariantName"] if config else "AllTraffic"
+    described: dict[str, Any] = {
+        "EndpointName": name,
+        "EndpointArn": status.arn(ctx.region, "endpoint", name),
+        "ProductionVariants": [status.production_variant(record, runtime, variant_name)],
+        "EndpointStatus": status.endpoint_status(record, runtime),
+        "CreationTime": record.created_at.timestamp(),
+        "LastModifiedTime": record.updated_at.timestamp(),
+    }
+    if config_name:
+        described["EndpointConfigName"] = config_name
+    reason = status.failure_reason(runtime)
+    if reason:
+        described["FailureReason"] = reason
+    async_config = status.async_config(record.spec)
+    if async_config:
+        described["AsyncInferenceConfig"] = async_config
+    return described
+
+
+@operation
+async def delete_endpoint(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+    name = _name(body, "EndpointName")
+    _endpoint(ctx, name)
+    ctx.controller.delete(name)
+    ctx.store.unbind(name)
+    return {}
+
+
+@operation
+async def list_endpoints(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+    request = shapes.ListEndpointsInput.model_validate(body)
+    summaries = []
+    for record, runtime in ctx.controller.list():
+        if request.NameContains and request.NameContains.lower() not in record.name:
+            continue
+        endpoint_status = status.endpoint_status(record, runtime)
+        if request.StatusEquals and endpoint_status != request.StatusEquals:
+            continue
+        summaries.append({
+            "EndpointName": record.name,
+            "EndpointArn": status.arn(ctx.region, "endpoint", record.name),
+            "CreationTime": record.created_at.timestamp(),
+            "LastModifiedTime": record.updated_at.timestamp(),
+            "EndpointStatus": endpoint_status,
+        })  # fmt: skip
+    key = {"Name": "EndpointName", "Status": "EndpointStatus"}.get(request.SortBy, "CreationTime")
+    summaries.sort(key=lambda summary: summary[key], reverse=request.SortOrder == "Descending")
+    start = int(request.NextToken) if request.NextToken and request.NextToken.isdigit() else 0
+    page = summaries[start : start + request.MaxResults]
+    answer: dict[str, Any] = {"Endpoints": page}
+    if start + request.MaxResults < len(summaries):
+        answer["NextToken"] = str(start + request.MaxResults)
+    return answer
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _name(body: dict[str, Any], member: str) -> str:
+    value = body.get(member)
+    if not isinstance(value, str) or not value:
+        raise validation(f"{member} is required.")
+    return value
+
+
+def _model(ctx: Context, name: str) -> Definition:
+    model = ctx.store.get_model(name)
+    if model is None:
+        raise not_found("model", name)
+    return model
+
+
+def _config(ctx: Context, name: str) -> Definition:
+    config = ctx.store.get_config(name)
+    if config is None:
+        raise not_found("endpoint configuration", name)
+    return config
+
+
+def _endpoint(ctx: Context, name: str) -> tuple[Any, Any]:
+    try:
+        return ctx.controller.describe(name)
+    except EndpointNotFound:
+        raise not_found("endpoint", name) from None
+
+
+def _endpoint_name(name: str) -> str:
+    if not NAME_PATTERN.fullmatch(name):
+        raise validation(
+            f"EndpointName {name!r} is invalid here: hubserve endpoint names are DNS-safe, "
+            "1-63 lower-case letters, digits or '-'."
+        )
+    return name
+
+
+def _spec(ctx: Context, name: str, config: dict[str, Any], model: Definition) -> EndpointSpec:
+    extra = model.definition.get("hubserve", {})
+    document = shapes.endpoint_spec(name, config, model.definition, custom_code=bool(extra.get("custom_code")))
+    try:
+        return EndpointSpec.model_validate(document)
+    except pydantic.ValidationError as exc:
+        raise validation(spec_error(list(exc.errors())).message) from None
+
+
+def _deployable(ctx: Context, name: str, config_name: str) -> tuple[EndpointSpec, list[str]]:
+    """The checked spec (folder, task, custom code) an endpoint built from ``config_name`` runs."""
+    config = _config(ctx, config_name)
+    model_name = config.definition["ProductionVariants"][0]["ModelName"]
+    model = _model(ctx, model_name)
+    spec = _spec(ctx, name, config.definition, model)
+    try:
+        return prepare(spec, ctx.settings)
+    except SpecError as exc:
+        raise validation(exc.message) from None
+
+
+__all__ = ["OPERATIONS", "Context", "SageMakerApiError"]

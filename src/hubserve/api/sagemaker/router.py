@@ -1,0 +1,94 @@
+"""The SageMaker control plane over awsJson1_1: ``POST /`` with ``X-Amz-Target: SageMaker.<Operation>``.
+
+boto3's ``sagemaker`` client pointed at hubserve (``endpoint_url``) talks to this route. Each request
+is SigV4-checked when the server has a token, decoded, dispatched to ``operations.OPERATIONS``,
+and answered as awsJson: the output shape as JSON, or ``{"__type", "message"}`` with its status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pydantic
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from hubserve.api.sagemaker import sigv4
+from hubserve.api.sagemaker.errors import (
+    AMZ_JSON,
+    SageMakerApiError,
+    error_json,
+    validation,
+)
+from hubserve.api.sagemaker.operations import OPERATIONS, Context
+from hubserve.errors import EndpointNotFound, HubserveError, ValidationError
+from hubserve.store.sagemaker import SageMakerStore
+
+log = logging.getLogger("hubserve.sagemaker")
+_TARGET_PREFIX = "SageMaker."
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The SageMaker store lives beside the app's own stores (same database)."""
+    app.state.sagemaker_store = SageMakerStore(app.state.settings.store_url)
+    try:
+        yield
+    finally:
+        app.state.sagemaker_store.close()
+
+
+router = APIRouter(tags=["sagemaker"], lifespan=_lifespan)
+
+
+@router.post("/", summary="SageMaker control plane (awsJson1_1; X-Amz-Target: SageMaker.<Operation>)")
+async def sagemaker_control_plane(request: Request) -> Response:
+    try:
+        return await _handle(request)
+    except SageMakerApiError as error:
+        return error_json(error)
+
+
+async def _handle(request: Request) -> Response:
+    body = await request.body()
+    state = request.app.state
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    if state.settings.token:
+        url = f"{request.url.scheme}://{headers.get('host', request.url.netloc)}{request.url.path}"
+        if request.url.query:
+            url += f"?{request.url.query}"
+        sigv4.verify(state.settings.token, request.method, url, headers, body)
+    target = headers.get("x-amz-target", "")
+    name = target.removeprefix(_TARGET_PREFIX) if target.startswith(_TARGET_PREFIX) else ""
+    operation = OPERATIONS.get(name)
+    if operation is None:
+        supported = ", ".join(sorted(OPERATIONS))
+        raise SageMakerApiError(
+            "UnknownOperationException",
+            f"Operation {target or '(no X-Amz-Target)'} is not supported by hubserve. Supported: {supported}.",
+        )
+    try:
+        payload: Any = json.loads(body) if body.strip() else {}
+    except ValueError:
+        raise SageMakerApiError("SerializationException", "The request body is not valid JSON.") from None
+    if not isinstance(payload, dict):
+        raise SageMakerApiError("SerializationException", "The request body must be a JSON object.")
+    region = sigv4.region_of(headers.get("authorization")) or "us-east-1"
+    context = Context(state.controller, state.sagemaker_store, state.settings, state.storage, region)
+    try:
+        result = await operation(context, payload)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise validation(f"{len(exc.errors())} validation error(s) detected: {problems}") from None
+    except EndpointNotFound as exc:
+        raise validation(exc.message) from None
+    except ValidationError as exc:
+        raise validation(exc.message) from None
+    except HubserveError as exc:
+        raise SageMakerApiError(exc.type, exc.message, exc.status) from None
+    return JSONResponse(result, media_type=AMZ_JSON, headers={"x-amzn-RequestId": str(uuid.uuid4())})

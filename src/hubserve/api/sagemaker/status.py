@@ -1,0 +1,79 @@
+"""How a hubserve endpoint looks through SageMaker's DescribeEndpoint: status, variant, async config.
+
+Everything here is derived from the endpoint's stored record and the controller's runtime; the
+only SageMaker-side fact is which endpoint config the endpoint was made from.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hubserve.api.sagemaker.shapes import variant_config
+from hubserve.control.runtime import EndpointRuntime
+from hubserve.spec import EndpointSpec, EndpointState
+from hubserve.store import EndpointRecord
+
+ACCOUNT = "000000000000"  # ARNs need an account; this server has one
+
+
+def arn(region: str, kind: str, name: str) -> str:
+    """SageMaker's ARN form (names lower-cased, as AWS does)."""
+    return f"arn:aws:sagemaker:{region}:{ACCOUNT}:{kind}/{name.lower()}"
+
+
+def endpoint_status(record: EndpointRecord, runtime: EndpointRuntime) -> str:
+    """SageMaker's EndpointStatus for hubserve's state.
+
+    A stored spec that is not deployed yet reads Updating on a serving endpoint (the rolling
+    update has been asked for), Creating on a new one; scaled to zero and a failed update (the
+    previous spec still serves) are InService; paused is OutOfService.
+    """
+    state = runtime.state
+    if state is EndpointState.DELETING:
+        return "Deleting"
+    if state is EndpointState.FAILED:
+        return "Failed"
+    if state is EndpointState.PAUSED or record.desired == "paused":
+        return "OutOfService"
+    stored = record.spec.model_dump_json()
+    pending = runtime.spec_json != stored and runtime.failed_spec != stored
+    if not runtime.deployed:
+        return "Creating"
+    if state is EndpointState.UPDATING or pending:
+        return "Updating"
+    return "InService"
+
+
+def failure_reason(runtime: EndpointRuntime) -> str | None:
+    if runtime.state in (EndpointState.FAILED, EndpointState.UPDATE_FAILED):
+        return runtime.reason
+    return None
+
+
+def production_variant(record: EndpointRecord, runtime: EndpointRuntime, variant_name: str) -> dict[str, Any]:
+    """ProductionVariantSummary: current (deployed) and desired (stored) sizes."""
+    current_spec: EndpointSpec = runtime.spec or record.spec
+    current, desired = variant_config(current_spec), variant_config(record.spec)
+    summary: dict[str, Any] = {"VariantName": variant_name, "CurrentWeight": 1.0, "DesiredWeight": 1.0}
+    if "serverless" in current:
+        summary["CurrentServerlessConfig"] = current["serverless"]
+    else:
+        summary["CurrentInstanceCount"] = len(runtime.serving)
+    if "serverless" in desired:
+        summary["DesiredServerlessConfig"] = desired["serverless"]
+    else:
+        summary["DesiredInstanceCount"] = desired["instances"]
+    return summary
+
+
+def async_config(spec: EndpointSpec) -> dict[str, Any] | None:
+    section = spec.async_inference
+    if section is None:
+        return None
+    output: dict[str, Any] = {}
+    if section.output_location:
+        output["S3OutputPath"] = section.output_location
+    config: dict[str, Any] = {"OutputConfig": output}
+    if section.max_concurrent_invocations_per_replica:
+        config["ClientConfig"] = {"MaxConcurrentInvocationsPerInstance": section.max_concurrent_invocations_per_replica}
+    return config
