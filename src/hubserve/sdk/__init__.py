@@ -1,8 +1,10 @@
-"""The Python SDK: a synchronous HTTP client of the hubserve server.
+"""The Python SDK: ``Client`` and ``AsyncClient`` over the hubserve HTTP API, and the SageMaker
+Python SDK's shape (``HuggingFaceModel(...).deploy(...)`` -> ``Predictor``) on top of them.
 
 Imports only httpx and ``hubserve.errors``; nothing from the server side.
 """
 
+from hubserve.sdk.aio import AsyncClient
 from hubserve.sdk.client import (
     Client,
     ClientError,
@@ -10,5 +12,34 @@ from hubserve.sdk.client import (
     ServerUnreachable,
     error_from_response,
 )
+from hubserve.sdk.sagemaker import (
+    AsyncInferenceConfig,
+    AsyncInferenceModelError,
+    AsyncInferenceResponse,
+    HuggingFaceModel,
+    ObjectNotExistedError,
+    PollingTimeoutError,
+    Predictor,
+    ServerlessInferenceConfig,
+    Session,
+    WaiterConfig,
+)
 
-__all__ = ["Client", "ClientError", "Invocation", "ServerUnreachable", "error_from_response"]
+__all__ = [
+    "AsyncClient",
+    "AsyncInferenceConfig",
+    "AsyncInferenceModelError",
+    "AsyncInferenceResponse",
+    "Client",
+    "ClientError",
+    "HuggingFaceModel",
+    "Invocation",
+    "ObjectNotExistedError",
+    "PollingTimeoutError",
+    "Predictor",
+    "ServerUnreachable",
+    "ServerlessInferenceConfig",
+    "Session",
+    "WaiterConfig",
+    "error_from_response",
+]

@@ -3,139 +3,43 @@
 It speaks only HTTP (httpx) and turns every non-2xx answer back into the
 ``hubserve.errors`` class the server raised, carrying the server's message and
 field details, so callers catch the same types the server throws. The CLI is a
-thin shell over this module and holds no HTTP code of its own.
+thin shell over this module and holds no HTTP code of its own. Routes, bodies and
+answer parsing live in ``sdk.http``, shared with ``AsyncClient``.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from hubserve import __version__, errors
+from hubserve.sdk import http
+from hubserve.sdk.http import (
+    DEFAULT_TIMEOUT,
+    DEFAULT_URL,
+    Call,
+    ClientError,
+    Dialect,
+    Invocation,
+    ServerUnreachable,
+    error_from_response,
+)
 
 if TYPE_CHECKING:
     from hubserve.spec import EndpointSpec
 
-DEFAULT_URL = "http://127.0.0.1:8080"
-DEFAULT_TIMEOUT = 120.0  # seconds; long enough to ride out a cold start on the invocation route
-
-Dialect = Literal["hf", "sagemaker"]
-
-
-class ClientError(errors.HubserveError):
-    """Raised by the client itself because no HTTP answer came back (timeout, broken connection)."""
-
-    type = "ClientError"
-
-
-class ServerUnreachable(ClientError):
-    """Nothing answered at the client's URL: the server is not running or the URL is wrong."""
-
-    status = 503
-    type = "ServerUnreachable"
-
-
-@dataclass(frozen=True)
-class Invocation:
-    """One invocation's answer: the parsed body plus the timing headers every response carries."""
-
-    body: Any  # parsed JSON, or bytes when the answer is not JSON
-    status: int
-    model_latency_ms: float
-    overhead_latency_ms: float
-    cold_start: bool
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-# The server's error type name -> the class to raise. Classes whose ``type`` repeats
-# (SpecError shares "ValidationError"; ColdStartTimeout shares ModelNotReady's) are
-# told apart by status below, or not at all where the wire carries no difference.
-_BY_TYPE: dict[str, type[errors.HubserveError]] = {
-    cls.type: cls
-    for cls in (
-        errors.HubserveError,
-        errors.ValidationError,
-        errors.Unauthorized,
-        errors.EndpointNotFound,
-        errors.EndpointExists,
-        errors.PayloadTooLarge,
-        errors.Throttled,
-        errors.ModelError,
-        errors.ModelNotReady,
-        errors.ReplicaCrashed,
-    )
-}
-_BY_STATUS: dict[int, type[errors.HubserveError]] = {
-    cls.status: cls
-    for cls in (
-        errors.ValidationError,
-        errors.SpecError,
-        errors.Unauthorized,
-        errors.EndpointNotFound,
-        errors.EndpointExists,
-        errors.PayloadTooLarge,
-        errors.Throttled,
-        errors.ModelError,
-        errors.ModelNotReady,
-        errors.ReplicaCrashed,
-    )
-}
-
-
-def error_from_response(response: httpx.Response) -> errors.HubserveError:
-    """Rebuild the server's error from a non-2xx response (hubserve's JSON shape or anything else)."""
-    status = response.status_code
-    type_name = (response.headers.get("x-amzn-ErrorType") or "").split(":")[0] or None
-    message = ""
-    details: list[dict[str, Any]] | None = None
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
-    if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
-        body = payload["error"]
-        type_name = body.get("type") or type_name
-        message = str(body.get("message") or "")
-        details = body.get("details") or None
-    elif isinstance(payload, dict) and "Message" in payload:  # the SageMaker runtime shape (/invocations)
-        type_name = payload.get("ErrorCode") or type_name
-        message = str(payload.get("Message") or "")
-    elif isinstance(payload, dict) and "detail" in payload:  # a framework default (FastAPI/Starlette)
-        detail = payload["detail"]
-        if isinstance(detail, list):
-            details = [_pydantic_detail(item) for item in detail if isinstance(item, dict)]
-            message = "Invalid request"
-        else:
-            message = str(detail)
-    if not message:
-        message = response.text.strip()[:500] or f"HTTP {status} {response.reason_phrase}".strip()
-
-    cls = _BY_TYPE.get(type_name or "")
-    if cls is errors.ValidationError and status == errors.SpecError.status:
-        cls = errors.SpecError
-    if cls is None:
-        cls = _BY_STATUS.get(status, errors.HubserveError)
-    # Bypass subclass constructors (EndpointNotFound takes a name): keep the server's own words.
-    error = cls.__new__(cls)
-    errors.HubserveError.__init__(error, message, details=details)
-    error.headers = dict(response.headers)  # Retry-After, latency headers of a request that reached the model
-    if error.status != status:
-        error.status = status
-    if type_name and error.type != type_name:
-        error.type = type_name
-    return error
-
-
-def _pydantic_detail(item: dict[str, Any]) -> dict[str, Any]:
-    loc = [str(part) for part in item.get("loc", ()) if part != "body"]
-    return {"field": ".".join(loc), "message": str(item.get("msg", ""))}
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_URL",
+    "Client",
+    "ClientError",
+    "Dialect",
+    "Invocation",
+    "ServerUnreachable",
+    "error_from_response",
+]
 
 
 class Client:
@@ -153,13 +57,12 @@ class Client:
         *,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.url = (url or os.environ.get("HUBSERVE_URL") or DEFAULT_URL).rstrip("/")
-        self.token = token if token is not None else (os.environ.get("HUBSERVE_TOKEN") or None)
+        self.url = http.resolve_url(url)
+        self.token = http.resolve_token(token)
         self.timeout = timeout
-        headers = {"User-Agent": f"hubserve-python/{__version__}"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
+        self._http = httpx.Client(
+            base_url=self.url, headers=http.default_headers(self.token), timeout=timeout, transport=transport
+        )
 
     # lifecycle -----------------------------------------------------------------
     def close(self) -> None:
@@ -176,38 +79,49 @@ class Client:
 
     # management ----------------------------------------------------------------
     def health(self) -> dict[str, Any]:
-        return self._json("GET", "/health")
+        return self._call(http.health())  # type: ignore[no-any-return]
 
     def create_endpoint(self, spec: Mapping[str, Any] | EndpointSpec) -> dict[str, Any]:
-        return self._json("POST", "/v1/endpoints", json=_spec_json(spec))
+        return self._call(http.create_endpoint(spec))  # type: ignore[no-any-return]
 
     def list_endpoints(self) -> list[dict[str, Any]]:
-        payload = self._json("GET", "/v1/endpoints")
-        return list(payload["items"] if isinstance(payload, dict) else payload)
+        return http.items(self._call(http.list_endpoints()))
 
     def get_endpoint(self, name: str) -> dict[str, Any]:
-        return self._json("GET", _endpoint_path(name))
+        return self._call(http.get_endpoint(name))  # type: ignore[no-any-return]
+
+    def get_metrics(self, name: str, window: str = "1h") -> dict[str, Any]:
+        """Rolling-window metrics of one endpoint: counts, latency percentiles, cold starts, levels."""
+        return self._call(http.get_metrics(name, window))  # type: ignore[no-any-return]
+
+    def get_logs(self, name: str, *, since: str | None = None, tail: int = 200, source: str | None = None) -> dict[str, Any]:
+        """Log lines of an endpoint (replicas' output, hubserve's events and access lines) in time order."""
+        return self._call(http.get_logs(name, since, tail, source))  # type: ignore[no-any-return]
+
+    def prometheus_metrics(self) -> str:
+        """Every endpoint's metrics in the Prometheus text format (what /metrics serves)."""
+        return self._call(http.prometheus_metrics())  # type: ignore[no-any-return]
 
     def update_endpoint(self, name: str, spec: Mapping[str, Any] | EndpointSpec) -> dict[str, Any]:
         """Replace the whole spec (PUT); fields left out go back to their defaults."""
-        return self._json("PUT", _endpoint_path(name), json=_spec_json(spec))
+        return self._call(http.update_endpoint(name, spec))  # type: ignore[no-any-return]
 
     def patch_endpoint(self, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         """Change only the given fields (JSON merge patch: a null removes a field)."""
-        return self._json("PATCH", _endpoint_path(name), json=dict(patch))
+        return self._call(http.patch_endpoint(name, patch))  # type: ignore[no-any-return]
 
     def delete_endpoint(self, name: str) -> dict[str, Any]:
-        return self._json("DELETE", _endpoint_path(name))
+        return self._call(http.delete_endpoint(name))  # type: ignore[no-any-return]
 
     def pause_endpoint(self, name: str) -> dict[str, Any]:
-        return self._json("POST", _endpoint_path(name) + "/pause")
+        return self._call(http.endpoint_action(name, "pause"))  # type: ignore[no-any-return]
 
     def resume_endpoint(self, name: str) -> dict[str, Any]:
-        return self._json("POST", _endpoint_path(name) + "/resume")
+        return self._call(http.endpoint_action(name, "resume"))  # type: ignore[no-any-return]
 
     def scale_to_zero(self, name: str) -> dict[str, Any]:
         """Stop every replica now; the next invocation starts one (a cold start)."""
-        return self._json("POST", _endpoint_path(name) + "/scale-to-zero")
+        return self._call(http.endpoint_action(name, "scale-to-zero"))  # type: ignore[no-any-return]
 
     def wait_for(
         self,
@@ -224,24 +138,15 @@ class Client:
         server's reason) unless ``failed`` is one of ``states``, and when ``timeout``
         seconds pass first.
         """
-        wanted = (states,) if isinstance(states, str) else tuple(states)
+        wanted = http.wanted_states(states)
         deadline = time.monotonic() + timeout
         while True:
             description = self.get_endpoint(name)
             if on_poll is not None:
                 on_poll(description)
-            state = description.get("state")
-            if state in wanted:
-                return description
-            reason = description.get("reason")
-            if state == "failed":
-                raise errors.ModelNotReady(f"Endpoint '{name}' failed: {reason or 'the server gave no reason'}")
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise errors.ModelNotReady(
-                    f"Endpoint '{name}' is still {state} after {timeout:g}s "
-                    f"(waiting for {' or '.join(wanted)})" + (f": {reason}" if reason else "")
-                )
+            if http.endpoint_wait_verdict(name, description, wanted, remaining, timeout):
+                return description
             time.sleep(min(interval, remaining))
 
     # invocation ----------------------------------------------------------------
@@ -264,97 +169,110 @@ class Client:
         go as they are with ``content_type`` (default application/json), anything
         else is JSON-encoded.
         """
-        if dialect == "hf":
-            path = _endpoint_path(name, prefix="/endpoints")
-            content, default_type = _hf_body(data, parameters), "application/json"
-        elif dialect == "sagemaker":
-            path = _endpoint_path(name, prefix="/endpoints") + "/invocations"
-            if isinstance(data, (bytes, bytearray)):
-                content = bytes(data)
-            elif isinstance(data, str):
-                content = data.encode()
-            else:
-                content = json.dumps(data).encode()
-            default_type = "application/json"
-        else:
-            raise ValueError(f"unknown dialect {dialect!r}; use 'hf' or 'sagemaker'")
-        headers = {"Content-Type": content_type or default_type}
-        if accept:
-            headers["Accept"] = accept
-        response = self._request("POST", path, content=content, headers=headers)
-        return _invocation(response)
+        call = http.invoke(name, data, dialect=dialect, parameters=parameters, content_type=content_type, accept=accept)
+        return self._call(call)  # type: ignore[no-any-return]
+
+    # asynchronous inference ----------------------------------------------------
+    def invoke_async(
+        self,
+        name: str,
+        data: Any = None,
+        *,
+        input_location: str | None = None,
+        output_location: str | None = None,
+        content_type: str | None = None,
+        accept: str | None = None,
+        inference_id: str | None = None,
+        ttl_s: int | None = None,
+        timeout_s: int | None = None,
+    ) -> dict[str, Any]:
+        """Queue one inference (202); returns ``{inferenceId, outputLocation, failureLocation, status}``.
+
+        Give the payload as ``data`` (bytes and str go as they are, an iterable of bytes is
+        streamed, anything else is JSON-encoded) or name it with ``input_location`` (a path
+        under the server's storage roots, file:// or s3://). The same ``inference_id`` twice
+        returns the first inference.
+        """
+        call = http.invoke_async(
+            name, data, input_location=input_location, output_location=output_location, content_type=content_type,
+            accept=accept, inference_id=inference_id, ttl_s=ttl_s, timeout_s=timeout_s,
+        )  # fmt: skip
+        return self._call(call)  # type: ignore[no-any-return]
+
+    def get_async_inference(self, name: str, inference_id: str) -> dict[str, Any]:
+        """Status, attempts, timestamps, output or failure location and error of one inference."""
+        return self._call(http.get_async_inference(name, inference_id))  # type: ignore[no-any-return]
+
+    def list_async_inferences(self, name: str, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The endpoint's async inferences, newest first."""
+        return http.items(self._call(http.list_async_inferences(name, status, limit)))
+
+    def wait_async_inference(
+        self, name: str, inference_id: str, timeout: float = 3600.0, *, interval: float = 0.5
+    ) -> dict[str, Any]:
+        """Poll until the inference is succeeded, failed or expired and return it (failures are not raised)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            inference = self.get_async_inference(name, inference_id)
+            if inference.get("status") in http.ASYNC_DONE:
+                return inference
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ClientError(f"async inference {inference_id} is still {inference.get('status')} after {timeout:g}s")
+            time.sleep(min(interval, remaining))
+
+    # batch transform -----------------------------------------------------------
+    def create_batch_job(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a batch transform job and start it; ``request`` holds POST /v1/batch-jobs's fields
+        (``endpoint`` or ``model``, ``input``, ``output``, ``batch_size``, ``split_type``, ...)."""
+        return self._call(http.create_batch_job(request))  # type: ignore[no-any-return]
+
+    def list_batch_jobs(self) -> list[dict[str, Any]]:
+        return http.items(self._call(http.list_batch_jobs()))
+
+    def get_batch_job(self, job_id: str) -> dict[str, Any]:
+        """Status, records (total, done, failed), records_per_s, eta_s and output locations."""
+        return self._call(http.batch_job(job_id))  # type: ignore[no-any-return]
+
+    def stop_batch_job(self, job_id: str) -> dict[str, Any]:
+        return self._call(http.batch_job(job_id, "stop"))  # type: ignore[no-any-return]
+
+    def start_batch_job(self, job_id: str) -> dict[str, Any]:
+        """Resume a stopped (or failed) job from its last committed chunk."""
+        return self._call(http.batch_job(job_id, "start"))  # type: ignore[no-any-return]
+
+    def wait_batch_job(
+        self,
+        job_id: str,
+        timeout: float | None = None,
+        *,
+        interval: float = 0.5,
+        on_poll: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Poll until the job is completed, failed or stopped and return it (a failure is not raised)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.get_batch_job(job_id)
+            if on_poll is not None:
+                on_poll(job)
+            if job.get("status") in http.BATCH_DONE:
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise ClientError(f"batch job {job_id} is still {job.get('status')} after {timeout:g}s")
+            time.sleep(interval)
 
     # plumbing ------------------------------------------------------------------
+    def _call(self, call: Call) -> Any:
+        return http.read(call, self._request(call.method, call.path, **call.kwargs()))
+
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._request(method, path, **kwargs)
-        if not response.content:
-            return {}
-        return response.json()
+        return http.read(Call(method, path), self._request(method, path, **kwargs))
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise ServerUnreachable(
-                f"hubserve isn't reachable at {self.url} ({_reason(exc)}). "
-                "Start it with `hubserve serve`, or point --url / HUBSERVE_URL at a running server."
-            ) from exc
-        except httpx.TimeoutException as exc:
-            error = ClientError(f"{method} {self.url}{path} got no answer within {self.timeout:g}s")
-            error.status = 504
-            raise error from exc
         except httpx.TransportError as exc:
-            raise ClientError(f"{method} {self.url}{path} failed: {_reason(exc)}") from exc
+            raise http.transport_error(exc, method, self.url, path, self.timeout) from exc
         if response.status_code >= 400:
             raise error_from_response(response)
         return response
-
-
-def _endpoint_path(name: str, prefix: str = "/v1/endpoints") -> str:
-    return f"{prefix}/{quote(name, safe='')}"
-
-
-def _spec_json(spec: Mapping[str, Any] | EndpointSpec) -> dict[str, Any]:
-    if hasattr(spec, "model_dump"):  # an EndpointSpec; checked by duck type to keep pydantic unimported
-        return spec.model_dump(mode="json")  # type: ignore[union-attr,no-any-return]
-    return dict(spec)  # type: ignore[arg-type]
-
-
-def _hf_body(data: Any, parameters: Mapping[str, Any] | None) -> bytes:
-    if isinstance(data, (bytes, bytearray)):
-        if parameters:
-            raise ValueError("parameters cannot be merged into a raw bytes body")
-        return bytes(data)
-    body = dict(data) if isinstance(data, Mapping) else {"inputs": data}
-    if parameters:
-        body["parameters"] = {**(body.get("parameters") or {}), **parameters}
-    return json.dumps(body).encode()
-
-
-def _invocation(response: httpx.Response) -> Invocation:
-    body: Any = response.content
-    if "json" in response.headers.get("content-type", ""):
-        try:
-            body = response.json()
-        except ValueError:
-            pass
-    return Invocation(
-        body=body,
-        status=response.status_code,
-        model_latency_ms=_float(response.headers.get("x-model-latency-ms")),
-        overhead_latency_ms=_float(response.headers.get("x-overhead-latency-ms")),
-        cold_start=response.headers.get("x-cold-start", "").lower() == "true",
-        headers=dict(response.headers),
-    )
-
-
-def _float(value: str | None) -> float:
-    try:
-        return float(value) if value is not None else 0.0
-    except ValueError:
-        return 0.0
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text or type(exc).__name__
