@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from overhead import build_distilbert_sst2, text_of_tokens  # noqa: E402
 
 from hubserve.backends import LocalBackend, ReplicaHandle, ReplicaLaunch  # noqa: E402
+from hubserve.logs.format import message_of  # noqa: E402
 from hubserve.worker.server import TIMING_PREFIX  # noqa: E402
 
 PHASES = ("spawn", "imports", "load", "serve", "first", "total")
@@ -53,7 +54,7 @@ TARGET_EXTRA_PSS = 0.30
 
 def replica_timings(log_path: Path) -> dict[str, float]:
     fields: dict[str, float] = {}
-    for line in log_path.read_text(errors="replace").splitlines():
+    for line in map(message_of, log_path.read_text(errors="replace").splitlines()):
         if line.startswith(TIMING_PREFIX):
             fields.update(json.loads(line[len(TIMING_PREFIX):]))
     return fields

@@ -5,7 +5,10 @@
     │   └── SpecError                 422 (bad endpoint spec; carries per-field details)
     ├── Unauthorized                  401
     ├── EndpointNotFound              404
+    ├── InferenceNotFound             404 (no async inference of that id)
     ├── EndpointExists                409
+    ├── BatchJobNotFound              404
+    ├── BatchJobConflict              409 (stop a finished job, start a running one)
     ├── PayloadTooLarge               413
     ├── Throttled                     429 ThrottlingException
     ├── ModelError                    424 (the model or handler raised)
@@ -66,6 +69,17 @@ class EndpointNotFound(HubserveError):
         super().__init__(f"Endpoint '{name}' does not exist. List endpoints with GET /v1/endpoints.")
 
 
+class InferenceNotFound(HubserveError):
+    status = 404
+    type = "InferenceNotFound"
+
+    def __init__(self, endpoint: str, inference_id: str) -> None:
+        super().__init__(
+            f"Endpoint '{endpoint}' has no async inference '{inference_id}'. "
+            f"List them with GET /endpoints/{endpoint}/async-invocations."
+        )
+
+
 class EndpointExists(HubserveError):
     status = 409
     type = "EndpointExists"
@@ -75,6 +89,21 @@ class EndpointExists(HubserveError):
             f"Endpoint '{name}' already exists. Update it with PUT /v1/endpoints/{name} "
             "or choose another name."
         )
+
+
+class BatchJobNotFound(HubserveError):
+    status = 404
+    type = "BatchJobNotFound"
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"Batch job '{job_id}' does not exist. List batch jobs with GET /v1/batch-jobs.")
+
+
+class BatchJobConflict(HubserveError):
+    """The job is not in a status where the operation applies (409)."""
+
+    status = 409
+    type = "BatchJobConflict"
 
 
 class PayloadTooLarge(HubserveError):

@@ -43,6 +43,15 @@ class Settings(BaseSettings):
         default=None, description="S3 API endpoint for s3:// locations (MinIO, moto); default: AWS's own."
     )
     drain_timeout_s: float = Field(default=60.0, description="How long a retiring replica may finish its requests.")
+    async_max_payload_bytes: int = Field(
+        default=1024 * 1024 * 1024, description="Largest async inference payload (SageMaker: 1 GB), streamed to storage."
+    )
+    async_max_attempts: int = Field(
+        default=3, ge=1, description="Attempts an async inference gets (replica or server deaths) before it fails."
+    )
+    async_poll_interval_s: float = Field(
+        default=0.5, description="How often the async dispatcher looks at the queue when nothing wakes it."
+    )
 
     @property
     def home_dir(self) -> Path:

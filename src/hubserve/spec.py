@@ -155,6 +155,34 @@ class BatchingSpec(_Strict):
     )
 
 
+class AsyncNotificationSpec(_Strict):
+    """Webhooks called (POST JSON, with retries) when an async inference succeeds or fails."""
+
+    success_url: str | None = Field(default=None, description="http(s) URL told of each success.")
+    error_url: str | None = Field(default=None, description="http(s) URL told of each failure or expiry.")
+
+    @field_validator("success_url", "error_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
+class AsyncInferenceSpec(_Strict):
+    """Asynchronous inference settings of one endpoint (POST /endpoints/{name}/async-invocations)."""
+
+    output_location: str | None = Field(
+        default=None,
+        description="Folder or s3:// prefix for results (<id>.out) and failures (<id>.error.json); "
+        "default: <home>/storage/async/<endpoint>.",
+    )
+    notification: AsyncNotificationSpec | None = None
+    max_concurrent_invocations_per_replica: _bounded(1, 1000) | None = Field(
+        default=None, description="Queued inferences sent to one replica at once; default: its concurrency slots."
+    )
+
+
 class EndpointSpec(_Strict):
     """The unit a user creates, updates, invokes, pauses, resumes and deletes."""
 
@@ -165,6 +193,12 @@ class EndpointSpec(_Strict):
     env: dict[str, str] = Field(default_factory=dict, description="Environment variables for the replicas.")
     custom_code: bool = Field(
         default=False, description="Run the folder's handler.py or code/inference.py (off: they are ignored)."
+    )
+    async_inference: AsyncInferenceSpec | None = None
+    access: Literal["public", "authenticated", "protected", "private"] | None = Field(
+        default=None,
+        description="Inference Endpoints' endpoint type, as huggingface_hub sets it; recorded and reported, "
+        "not enforced (invocation routes are not token-checked).",
     )
 
     @model_validator(mode="before")

@@ -18,6 +18,8 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
+from hubserve.logs.format import message_of
+
 from tests.integration.conftest import RunningServer, wait_for_state
 
 NAME = "batching"
@@ -43,7 +45,7 @@ def endpoint(api: httpx.Client, tiny_models: dict[str, Path]) -> str:
 def batch_lines(server: RunningServer) -> list[dict[str, Any]]:
     lines = []
     for log in (server.home / "logs" / NAME).glob("*.log"):
-        for line in log.read_text(errors="replace").splitlines():
+        for line in map(message_of, log.read_text(errors="replace").splitlines()):
             if line.startswith(BATCH_PREFIX):
                 lines.append(json.loads(line[len(BATCH_PREFIX):]))
     return lines

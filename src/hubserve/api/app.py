@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
 from hubserve import __version__
-from hubserve.api import invocation, management
+from hubserve.api import async_invocation, batch_jobs, hf, invocation, management, observability, sagemaker
+from hubserve.api import console
 from hubserve.api.errors import install_error_handlers
+from hubserve.asyncinf import AsyncInference
 from hubserve.backends.local import LocalBackend
+from hubserve.batch.runner import BatchJobRunner
 from hubserve.control.controller import Controller
+from hubserve.control.observe import Sampler
 from hubserve.gateway.gateway import Gateway
+from hubserve.metrics import Metrics
 from hubserve.settings import Settings
 from hubserve.storage import Storage
 from hubserve.store import EndpointStore
+from hubserve.store.batch_jobs import BatchJobStore
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -32,17 +39,35 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.controller = controller
         app.state.gateway = Gateway(controller)
         await controller.start()
+        sampler = Sampler(controller, app.state.metrics, home / "logs")
+        sampler_task = asyncio.create_task(sampler.run_forever(), name="metrics-sampler")
+        app.state.async_inference = AsyncInference(controller, app.state.storage, settings)
+        await app.state.async_inference.start()
+        batch_store = BatchJobStore(settings.store_url)
+        app.state.batch_jobs = BatchJobRunner(batch_store, controller, app.state.storage, home / "batch-jobs")
+        await app.state.batch_jobs.start()
         try:
             yield
         finally:
+            sampler_task.cancel()
+            await app.state.async_inference.stop()  # cut-short inferences go back to the queue first
+            await app.state.batch_jobs.stop()  # jobs stay running in the store and resume on the next start
             await controller.stop()
             store.close()
+            batch_store.close()
 
     app = FastAPI(title="hubserve", version=__version__, lifespan=lifespan)
     app.state.settings = settings
+    app.state.metrics = Metrics()
     install_error_handlers(app)
     app.include_router(management.router)
     app.include_router(invocation.router)
+    app.include_router(async_invocation.router)
+    app.include_router(batch_jobs.router)
+    app.include_router(observability.router)
+    app.include_router(hf.router)  # Inference Endpoints API (/v2/endpoint/...) and /endpoints/{name}/health
+    app.include_router(sagemaker.router)  # SageMaker control plane: POST / (awsJson, X-Amz-Target)
+    app.include_router(console.router)  # web console: GET / and /console/* (no data), /v1/console/* (token)
 
     @app.get("/health", tags=["health"])
     async def health() -> dict[str, str]:

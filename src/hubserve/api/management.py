@@ -39,6 +39,7 @@ def describe(record: EndpointRecord, runtime: EndpointRuntime, base_url: str) ->
             "desired": _desired_replicas(record, runtime),
         },
         "requests": {"in_flight": runtime.in_flight, "held": runtime.held},
+        "asyncQueue": {"queued": runtime.async_queued, "running": runtime.async_running},
         "runtime": runtime.runtime_info,
         "batching_limits": runtime.batching_info,
         "cold_starts": runtime.cold_starts,

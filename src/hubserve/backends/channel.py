@@ -36,15 +36,18 @@ class ReplicaChannel:
     def closed(self) -> bool:
         return self._closed
 
-    async def call(self, body: bytes, content_type: str, accept: str) -> Response:
-        """Send one request and wait for its response; ReplicaCrashed if the replica goes away."""
+    async def call(self, body: bytes, content_type: str, accept: str, body_path: str = "") -> Response:
+        """Send one request and wait for its response; ReplicaCrashed if the replica goes away.
+
+        ``body_path``: a local file the replica reads as the body instead of ``body`` (async payloads).
+        """
         if self._closed:
             raise ReplicaCrashed(f"Replica {self.replica_id} is gone; retry the request.")
         request_id = next(self._ids)
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         self._idle.clear()
-        self._writer.write(encode_frame(Request(request_id, body, content_type, accept)))
+        self._writer.write(encode_frame(Request(request_id, body, content_type, accept, body_path)))
         try:
             return await future
         finally:

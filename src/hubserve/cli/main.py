@@ -11,8 +11,12 @@ from typing import Annotated, Optional
 import typer
 
 from hubserve import __version__
-from hubserve.cli import endpoint
+from hubserve.cli import async_cmd, batch, endpoint
+from hubserve.cli import observe
+from hubserve.cli.apply import apply, export, plan
+from hubserve.cli.bench import bench
 from hubserve.cli.common import Globals
+from hubserve.cli.cost import cost
 from hubserve.cli.invoke import invoke
 from hubserve.cli.serve import quickstart, serve
 from hubserve.sdk.client import DEFAULT_URL
@@ -50,7 +54,16 @@ def main(
     ctx.obj = Globals(url=url, token=token, json=json_)
 
 
+endpoint.app.command("metrics")(observe.metrics)
+endpoint.app.command("logs")(observe.logs)
 app.add_typer(endpoint.app, name="endpoint")
+app.add_typer(async_cmd.app, name="async")
+app.add_typer(batch.app, name="batch")
 app.command("invoke")(invoke)
 app.command("serve")(serve)
 app.command("quickstart")(quickstart)
+app.command("bench")(bench)
+app.command("cost")(cost)
+app.command("apply")(apply)
+app.command("plan")(plan)
+app.command("export")(export)

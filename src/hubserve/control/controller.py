@@ -25,6 +25,7 @@ from hubserve.control import memory
 from hubserve.control.runtime import EndpointRuntime
 from hubserve.control.scaling import Stabiliser, policy_for, recommend
 from hubserve.errors import ColdStartTimeout, EndpointNotFound, ModelError, ModelNotReady, Throttled
+from hubserve.logs import EventLog
 from hubserve.models.sources import SourceError, resolve
 from hubserve.settings import Settings
 from hubserve.spec import EndpointSpec, EndpointState, device_for, vcpus_for
@@ -62,6 +63,7 @@ class Controller:
         self._background: set[asyncio.Task[Any]] = set()
         self._machine_cores = os.cpu_count() or 1
         self._machine_mb = memory.machine_memory_mb()
+        self.events = EventLog(settings.home_dir / "logs")  # per endpoint: what hubserve did, and access lines
         self._autoscaler: asyncio.Task[None] | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -85,6 +87,7 @@ class Controller:
             return_exceptions=True,
         )
         await self._backend.close()
+        self.events.close()
 
     # --- user operations (the store is written first) ------------------------------------
 
@@ -94,6 +97,18 @@ class Controller:
         if record is None or runtime is None:
             raise EndpointNotFound(name)
         return record, runtime
+
+    def runtime(self, name: str) -> EndpointRuntime | None:
+        """One endpoint's in-memory state without a store read (the async dispatcher polls it)."""
+        return self._runtimes.get(name)
+
+    def runtimes(self) -> list[EndpointRuntime]:
+        """Every endpoint's in-memory state, without a store read (the metrics sampler)."""
+        return list(self._runtimes.values())
+
+    @property
+    def machine_mb(self) -> int:
+        return self._machine_mb
 
     def list(self) -> list[tuple[EndpointRecord, EndpointRuntime]]:
         return [(record, self._runtimes[record.name]) for record in self._store.list() if record.name in self._runtimes]
@@ -196,6 +211,8 @@ class Controller:
                 channel = self._pick(runtime)
                 if channel is not None:
                     runtime.cold_starts += 1
+                    waited_ms = (time.monotonic() - deadline + timeout) * 1000.0
+                    self.events.event(runtime.name, f"cold start: a request waited {waited_ms:.0f} ms for a replica")
                     return channel
                 self._raise_if_unservable(runtime)
                 remaining = deadline - time.monotonic()
@@ -256,6 +273,8 @@ class Controller:
             await self._retire_all(runtime)
             self._store.delete(runtime.name)
             self._runtimes.pop(runtime.name, None)
+            self.events.event(runtime.name, "deleted")
+            self.events.forget(runtime.name)
             return True
         if record.desired == "paused":
             await self._retire_all(runtime)
@@ -271,6 +290,7 @@ class Controller:
         """Start one replica of the new spec; only once it is ready does it replace the old ones."""
         updating = bool(runtime.serving)
         self._set_state(runtime, EndpointState.UPDATING if updating else EndpointState.INITIALIZING, None)
+        started = time.perf_counter()
         try:
             handle = await self._start_ready_replica(spec)
         except (SourceError, ValueError, ReplicaStartFailed) as exc:
@@ -281,6 +301,7 @@ class Controller:
                 self._set_state(runtime, EndpointState.FAILED, str(exc))
             runtime.notify_waiters()
             return
+        self._record_setup(runtime, handle, started)
         previous, runtime.serving = runtime.serving, []
         runtime.spec, runtime.spec_json, runtime.failed_spec = spec, spec_json, None
         runtime.runtime_info = handle.info.get("runtime")
@@ -293,6 +314,15 @@ class Controller:
             self._spawn(self._retire(old))
         self._set_state(runtime, EndpointState.RUNNING, None)
         runtime.kick()  # the user may have changed something while we were starting
+
+    # --- replicas of batch jobs: the job owns them, no endpoint serves from them ---------------
+
+    async def start_job_replica(self, spec: EndpointSpec) -> ReplicaHandle:
+        """Start a ready replica of ``spec`` for a batch job (its name names the logs folder)."""
+        return await self._start_ready_replica(spec)
+
+    async def stop_job_replica(self, handle: ReplicaHandle) -> None:
+        await self._backend.stop(handle)
 
     async def _start_ready_replica(self, spec: EndpointSpec) -> ReplicaHandle:
         launch = await self._launch_for(spec)
@@ -335,6 +365,7 @@ class Controller:
         runtime.serving.remove(handle)
         await self._backend.stop(handle)
         log.warning("replica %s of %s exited with code %s", handle.id, runtime.name, code)
+        self.events.event(runtime.name, f"replica {handle.id} exited on its own with code {code}; replacing it")
         if runtime.state is not EndpointState.FAILED:
             runtime.reason = f"replica {handle.id} exited with code {code}; replacing it"
         self._scale(runtime)
@@ -371,8 +402,12 @@ class Controller:
         if runtime.policy is None or runtime.stabiliser is None or runtime.state not in _ACTIVE_STATES:
             return
         now = time.monotonic()
-        wanted = 0 if runtime.forced_zero else recommend(runtime.policy, runtime.in_flight, now - runtime.last_activity)
-        runtime.desired = runtime.stabiliser.desired(now, wanted)
+        demand = runtime.in_flight + runtime.async_queued  # queued async work wants replicas too
+        wanted = 0 if runtime.forced_zero else recommend(runtime.policy, demand, now - runtime.last_activity)
+        desired = runtime.stabiliser.desired(now, wanted)
+        if desired != runtime.desired:
+            self.events.event(runtime.name, f"scaling from {runtime.desired} to {desired} replicas (demand {demand})")
+        runtime.desired = desired
         running = len(runtime.serving)
         missing = runtime.desired - running - runtime.starting
         if missing > 0 and now >= runtime.start_backoff_until:
@@ -404,14 +439,22 @@ class Controller:
                 runtime.failed_spec = spec_json
                 runtime.notify_waiters()
             log.warning("starting a replica of %s failed: %s", runtime.name, exc)
+            self.events.event(runtime.name, f"starting a replica failed: {exc}")
             return
         runtime.starting -= 1
         if runtime.spec_json != spec_json or runtime.state in (EndpointState.PAUSED, EndpointState.DELETING):
             await self._backend.stop(handle)  # the generation changed while it started
             return
-        runtime.model_setup_ms.append((time.perf_counter() - started) * 1000.0)
+        self._record_setup(runtime, handle, started)
         self._add_serving(runtime, handle)
         self._scale(runtime)
+
+    def _record_setup(self, runtime: EndpointRuntime, handle: ReplicaHandle, started: float) -> None:
+        """ModelSetupTime: from asking for a replica until it serves (source, load, socket ready)."""
+        setup_ms = (time.perf_counter() - started) * 1000.0
+        runtime.model_setup_ms.append(setup_ms)
+        runtime.model_setups += 1
+        self.events.event(runtime.name, f"replica {handle.id} ready (pid {handle.pid}): model setup took {setup_ms:.0f} ms")
 
     def _check_memory(self, runtime: EndpointRuntime) -> None:
         """Stop a replica that goes over its memory size, with a ModelError saying which size fits."""
@@ -424,6 +467,7 @@ class Controller:
                 continue
             message = memory.breach_message(used, runtime.spec.compute, limit)
             log.warning("endpoint %s: %s", runtime.name, message)
+            self.events.event(runtime.name, f"replica {handle.id} stopped for its memory: {message}")
             runtime.serving.remove(handle)
             if handle.channel is not None:
                 handle.channel.fail_pending_with(ModelError(message))
@@ -441,6 +485,7 @@ class Controller:
             return
         runtime.state, runtime.reason = state, reason
         self._store.update(runtime.name, state=state, reason=reason)
+        self.events.event(runtime.name, f"state {state.value}" + (f": {reason}" if reason else ""))
 
     def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)

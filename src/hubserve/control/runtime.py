@@ -39,7 +39,11 @@ class EndpointRuntime:
     last_activity: float = dataclasses.field(default_factory=time.monotonic)
     cold_starts: int = 0
     throttles: int = 0
+    # The async queue (asyncinf.dispatcher keeps these): queued inferences are demand the autoscaler counts.
+    async_queued: int = 0
+    async_running: int = 0
     model_setup_ms: collections.deque[float] = dataclasses.field(default_factory=lambda: collections.deque(maxlen=100))
+    model_setups: int = 0  # how many were ever appended (the metrics sampler reads the new ones)
     # Signals.
     changed: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     wakeup: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)

@@ -5,10 +5,18 @@ toolkit's body ``{"inputs": ..., "parameters": {...}}``. Tasks that transformers
 ships a pipeline for run that pipeline behind a parameter allowlist; sentence tasks run
 sentence-transformers; question answering and the seq2seq tasks (whose pipelines
 transformers 5 removed) live in ``qa`` and ``seq2seq``.
+
+Answers take the Hugging Face inference toolkit's shapes. With ``API_INFERENCE_COMPAT`` set in
+the endpoint's env (the toolkit's switch of the same name; endpoints created through the
+Inference Endpoints API get it), three tasks answer in the Inference API shapes that
+huggingface_hub's ``InferenceClient`` parses instead: text-classification of one input comes
+back as a batch of one with the top labels (``[[{label, score}, ...]]``), zero-shot as
+``[{label, score}, ...]`` per input, and sentence-similarity as the bare list of scores.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
@@ -25,6 +33,13 @@ if TYPE_CHECKING:
     from hubserve.models.runtimes import ModelRuntime
 
 SEQ2SEQ_TASKS = ("summarization", "translation", "text2text-generation")
+COMPAT_ENV = "API_INFERENCE_COMPAT"
+COMPAT_TOP_K = 5  # the toolkit's DEFAULT_TOP_K: the ranking, not just the top label
+
+
+def inference_api_compat() -> bool:
+    """Whether this replica answers in the Inference API shapes (``COMPAT_ENV`` in its env)."""
+    return os.environ.get(COMPAT_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 class Predictor(Protocol):
@@ -85,6 +100,15 @@ def _classification_inputs(inputs: Any, params: dict[str, Any]) -> tuple[Any, di
         "'inputs' must be a string, a {\"text\", \"text_pair\"} object, or a list of those "
         "for text-classification"
     )
+
+
+def _classification_inputs_compat(inputs: Any, params: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """One input runs as a batch of one with the ranking asked for, so it answers ``[[...]]``."""
+    inputs, params = _classification_inputs(inputs, params)
+    if not isinstance(inputs, list):
+        inputs = [inputs]
+        params.setdefault("top_k", COMPAT_TOP_K)
+    return inputs, params
 
 
 def _fill_mask_inputs(mask_token: str) -> Prepare:
@@ -191,10 +215,10 @@ PIPELINE_TASKS: dict[str, str] = {  # task -> transformers Auto class name
 }
 
 
-def _pipeline_rules(task: str, model: Any, tokenizer: Any) -> tuple[dict[str, rq.Check], Prepare]:
+def _pipeline_rules(task: str, model: Any, tokenizer: Any, compat: bool) -> tuple[dict[str, rq.Check], Prepare]:
     """Parameter allowlist and input check for a pipeline task."""
     if task == "text-classification":
-        return TEXT_CLASSIFICATION_PARAMETERS, _classification_inputs
+        return TEXT_CLASSIFICATION_PARAMETERS, _classification_inputs_compat if compat else _classification_inputs
     if task == "token-classification":
         return TOKEN_CLASSIFICATION_PARAMETERS, _texts(task)
     if task == "fill-mask":
@@ -216,7 +240,7 @@ def _pipeline_predictor(
     model, tokenizer = load_pretrained(model_dir, auto_class, dtype, device, runtime)
     make_pipeline: Any = transformers.pipeline  # its overloads want a literal task name
     pipe = make_pipeline(task, model=model, tokenizer=tokenizer, device=torch.device(device))
-    allowed, prepare = _pipeline_rules(task, model, tokenizer)
+    allowed, prepare = _pipeline_rules(task, model, tokenizer, inference_api_compat())
     return PipelinePredictor(pipe=pipe, task=task, allowed=allowed, prepare=prepare, model_config=model.config)
 
 
@@ -306,6 +330,41 @@ def _sentence_model(model_dir: Path, dtype: str, device: str, runtime: ModelRunt
     return model if runtime is None else runtime.sentence_model(model_dir, model)
 
 
+# -- Inference API answer shapes (API_INFERENCE_COMPAT) ---------------------------------------
+
+@dataclass
+class InferenceApiAnswers:
+    """A predictor whose answers are reshaped for the Inference API; it runs unbatched.
+
+    ``parse`` still checks each body on arrival (a bad one is a 400 before it queues).
+    """
+
+    inner: Any
+    check: Callable[[Any], Any]
+    reshape: Callable[[Any], Any]
+
+    def __call__(self, data: Any) -> Any:
+        return self.reshape(to_jsonable(self.inner(data)))
+
+    def parse(self, data: Any) -> Any:
+        return self.check(data)
+
+
+def _label_scores(answer: Any) -> Any:
+    """Zero-shot's ``{"sequence", "labels", "scores"}`` (or a list of them) as ``[{label, score}]``."""
+    if isinstance(answer, list):
+        return [_label_scores(item) for item in answer]
+    return [{"label": label, "score": score} for label, score in zip(answer["labels"], answer["scores"], strict=True)]
+
+
+def _inference_api_answers(predictor: Any, task: str) -> Any:
+    if task == "zero-shot-classification":
+        return InferenceApiAnswers(predictor, predictor.parse, _label_scores)
+    if task == "sentence-similarity":
+        return InferenceApiAnswers(predictor, predictor.parse_pair, lambda answer: answer["similarities"])
+    return predictor
+
+
 # -- the factory ----------------------------------------------------------------------------
 
 def build_predictor(
@@ -317,11 +376,13 @@ def build_predictor(
     """
     model_dir = Path(model_dir)
     if task in PIPELINE_TASKS:
-        return _pipeline_predictor(model_dir, task, dtype, device, runtime)
+        pipeline = _pipeline_predictor(model_dir, task, dtype, device, runtime)
+        return _inference_api_answers(pipeline, task) if inference_api_compat() else pipeline
     if task == "sentence-embeddings":
         return SentenceEmbeddings(_sentence_model(model_dir, dtype, device, runtime))
     if task == "sentence-similarity":
-        return SentenceSimilarity(_sentence_model(model_dir, dtype, device, runtime))
+        similarity = SentenceSimilarity(_sentence_model(model_dir, dtype, device, runtime))
+        return _inference_api_answers(similarity, task) if inference_api_compat() else similarity
     if task == "question-answering":
         from transformers import AutoModelForQuestionAnswering
 

@@ -36,9 +36,12 @@ def check_parameters(parameters: dict[str, Any], allowed: dict[str, Check], task
     unknown = sorted(set(parameters) - set(allowed))
     if unknown:
         names = ", ".join(sorted(allowed)) or "none"
+        # The last sentence is transformers' own wording: huggingface_hub's InferenceClient reads it
+        # (text_generation), drops those parameters with a warning and asks again.
         raise ValidationError(
             f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
-            f"for {task}; supported parameters: {names}"
+            f"for {task}; supported parameters: {names}. "
+            f"The following `model_kwargs` are not used by the model: {unknown!r}"
         )
     return {
         name: value if value is None else allowed[name](name, value)
@@ -136,3 +139,27 @@ def nullable(check: Check) -> Check:
 
     wrapped.nullable = True  # type: ignore[attr-defined]
     return wrapped
+
+
+def truncation(name: str, value: Any) -> bool:
+    """true/false, or the Inference API's strategy names (``do_not_truncate`` is false)."""
+    if isinstance(value, bool):
+        return value
+    strategies = ("do_not_truncate", "longest_first", "only_first", "only_second")
+    if isinstance(value, str) and value in strategies:
+        return value != "do_not_truncate"
+    raise ValidationError(f"parameter '{name}' must be true, false or one of {', '.join(strategies)}; got {value!r}")
+
+
+def lift_generate_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
+    """The Inference API nests generation settings in ``generate_parameters``; lift them up.
+
+    Top-level parameters win over nested ones of the same name.
+    """
+    nested = parameters.get("generate_parameters")
+    rest = {name: value for name, value in parameters.items() if name != "generate_parameters"}
+    if nested is None:
+        return rest
+    if not isinstance(nested, dict):
+        raise ValidationError("parameter 'generate_parameters' must be an object, e.g. {\"max_new_tokens\": 20}")
+    return {**nested, **rest}

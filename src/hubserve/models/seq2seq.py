@@ -28,7 +28,7 @@ OUTPUT_KEYS = {
 }
 SEQ2SEQ_PARAMETERS: dict[str, rq.Check] = {
     **GENERATION_PARAMETERS,
-    "truncation": rq.boolean,
+    "truncation": rq.truncation,
     "clean_up_tokenization_spaces": rq.boolean,
 }
 TRANSLATION_PARAMETERS: dict[str, rq.Check] = {**SEQ2SEQ_PARAMETERS, "src_lang": rq.string, "tgt_lang": rq.string}
@@ -65,7 +65,7 @@ class Seq2SeqGenerator:
         needs; bodies with equal settings can be generated together.
         """
         inputs, parameters = rq.split_body(data, self.task)
-        params = rq.check_parameters(parameters, self.allowed, self.task)
+        params = rq.check_parameters(rq.lift_generate_parameters(parameters), self.allowed, self.task)
         texts, as_list = rq.texts(inputs, self.task)
         truncation = params.pop("truncation", True)
         clean_up = params.pop("clean_up_tokenization_spaces", False)

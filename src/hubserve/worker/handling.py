@@ -23,6 +23,7 @@ from hubserve.errors import ValidationError
 from hubserve.models import batching
 from hubserve.models.loading import LoadedModel
 from hubserve.worker.batcher import Job
+from hubserve.worker.csv_codec import CSV, decode_csv, encode_csv, wants_csv
 from hubserve.worker.protocol import Request, Response
 
 _json_encoder = msgspec.json.Encoder()
@@ -34,6 +35,8 @@ def parse_body(body: bytes, content_type: str) -> Any:
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type in ("text/plain",):
         return {"inputs": body.decode("utf-8", errors="replace")}
+    if media_type == CSV:  # SageMaker's HF toolkit: a header row, then one input per row
+        return decode_csv(body)
     if media_type not in ("", "application/json", "application/x-json", "*/*") and not media_type.endswith("+json"):
         raise ValidationError(
             f"Unsupported content type '{content_type}'. Send application/json like {_EXAMPLE}."
@@ -46,9 +49,11 @@ def parse_body(body: bytes, content_type: str) -> Any:
         raise ValidationError(f"The request body is not valid JSON ({exc}). Send a JSON object like {_EXAMPLE}.") from None
 
 
-def check_accept(accept: str) -> None:
-    """Standard tasks answer JSON only; say so rather than send JSON to a client that refused it."""
+def check_accept(accept: str, csv: bool = False) -> None:
+    """Answer JSON (standard tasks: or CSV); say so rather than send JSON to a client that refused it."""
     accepted = [part.split(";", 1)[0].strip().lower() for part in accept.split(",")]
+    if csv and CSV in accepted:
+        return
     if not any(a in ("", "*/*", "application/*", "application/json") or a.endswith("+json") for a in accepted):
         raise ValidationError(
             f"Unsupported Accept '{accept}': this endpoint answers application/json; "
@@ -94,7 +99,7 @@ def plan(model: LoadedModel, request: Request) -> Job | Response:
     if model.custom or model.accepts_raw:
         return Job(Planned(request))  # user code: never batched, checked by its own hooks
     try:
-        check_accept(request.accept)
+        check_accept(request.accept, csv=True)
         data = require_inputs(parse_body(request.body, request.content_type))
         prepared = batching.prepare(model, data)
     except Exception as exc:
@@ -108,7 +113,18 @@ def run_planned(model: LoadedModel, batch: list[Planned], batch_size: int) -> li
         return [handle(model, planned.request) for planned in batch]
     prepared = [planned.prepared for planned in batch if planned.prepared is not None]
     results = batching.run(model, prepared, batch_size)
-    return [_respond(planned.request.id, result) for planned, result in zip(batch, results, strict=True)]
+    return [_respond(planned.request.id, result, planned.request.accept) for planned, result in zip(batch, results, strict=True)]
+
+
+def body_from_file(request: Request) -> Request | Response:
+    """The request with its body read from ``body_path`` (async inference), or a 400 naming the file."""
+    try:
+        with open(request.body_path, "rb") as file:
+            body = file.read()
+    except OSError as exc:
+        message = f"The payload file {request.body_path} cannot be read: {exc.strerror or exc}"
+        return Response(id=request.id, ok=False, error_type="ValidationError", error_message=message)
+    return msgspec.structs.replace(request, body=body, body_path="")
 
 
 def error_response(request_id: int, exc: BaseException) -> Response:
@@ -118,10 +134,12 @@ def error_response(request_id: int, exc: BaseException) -> Response:
     return Response(id=request_id, ok=False, error_type="ModelError", error_message=f"{type(exc).__name__}: {exc}")
 
 
-def _respond(request_id: int, result: Any) -> Response:
+def _respond(request_id: int, result: Any, accept: str = "") -> Response:
     if isinstance(result, Exception):
         return error_response(request_id, result)
     try:
+        if wants_csv(accept):
+            return Response(id=request_id, ok=True, body=encode_csv(result), content_type=CSV)
         return Response(id=request_id, ok=True, body=_encode(result))
     except Exception as exc:
         return error_response(request_id, exc)

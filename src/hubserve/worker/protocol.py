@@ -20,6 +20,8 @@ class Request(msgspec.Struct, array_like=True):
     body: bytes
     content_type: str = "application/json"
     accept: str = "application/json"
+    # Async inference: the body is this local file, read by the replica (the gateway never holds it).
+    body_path: str = ""
 
 
 class Response(msgspec.Struct, array_like=True):

@@ -30,9 +30,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from hubserve.logs.stamp import stamp_output
 from hubserve.models.batching import Limits, default_limits
 from hubserve.worker.batcher import BatchDone, Batcher
-from hubserve.worker.handling import Planned, error_response, plan, run_planned
+from hubserve.worker.handling import Planned, body_from_file, error_response, plan, run_planned
 from hubserve.worker.protocol import Response, decode_request, encode_frame, read_payload
 
 READY_LINE = "hubserve-replica-ready"
@@ -108,6 +109,12 @@ class ReplicaServer:
                 except (asyncio.IncompleteReadError, ConnectionError, ValueError):
                     return
                 request = decode_request(payload)
+                if request.body_path:  # an async payload: read here, in a thread, never by the gateway
+                    loaded = await asyncio.to_thread(body_from_file, request)
+                    if isinstance(loaded, Response):
+                        _reply(writer, loaded)
+                        continue
+                    request = loaded
                 planned = plan(self._model, request)
                 if isinstance(planned, Response):  # a bad body: answered now, never queued
                     _reply(writer, planned)
@@ -175,6 +182,7 @@ async def _serve(socket_path: Path, server: ReplicaServer) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     main_at = time.time()
+    stamp_output()  # every line of the replica's log gets its time and stream (the logs API merges them)
     args = _parse_args(argv)
     if args.cpus:
         os.sched_setaffinity(0, [int(cpu) for cpu in args.cpus.split(",")])
