@@ -46,12 +46,16 @@ def hf(server: RunningServer) -> Iterator[HfApi]:
 
     HF_TOKEN matters: the InferenceEndpoint objects HfApi returns (fetch, wait, client) make a
     fresh HfApi that reads the token from the environment, not from the HfApi that made them.
+    HF_HUB_OFFLINE (the test suite's, so that nothing reaches the real Hub) would make
+    huggingface_hub refuse every request, hubserve's included: this client is not offline.
     """
-    previous = constants.INFERENCE_ENDPOINTS_ENDPOINT, os.environ.get("HF_TOKEN")
+    previous = constants.INFERENCE_ENDPOINTS_ENDPOINT, os.environ.get("HF_TOKEN"), constants.HF_HUB_OFFLINE
     constants.INFERENCE_ENDPOINTS_ENDPOINT = f"{server.url}/v2"
+    constants.HF_HUB_OFFLINE = False
     os.environ["HF_TOKEN"] = server.token
     yield HfApi(endpoint=server.url, token=server.token)
     constants.INFERENCE_ENDPOINTS_ENDPOINT = previous[0]
+    constants.HF_HUB_OFFLINE = previous[2]
     if previous[1] is None:
         os.environ.pop("HF_TOKEN", None)
     else:
