@@ -27,6 +27,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
+from hubserve.loadtest.driver import (  # the same client core as `hubserve bench`
+    Budget,
+    read_response,
+    use_uvloop,
+)
+
 MODEL_HEADER = b"x-model-latency-ms"
 OVERHEAD_HEADER = b"x-overhead-latency-ms"
 
@@ -47,20 +53,6 @@ class Results:
     overhead_ms: list[float] = field(default_factory=list)
 
 
-class Budget:
-    """Hands out permission to start requests until the count or the deadline runs out."""
-
-    def __init__(self, requests: int, duration: float) -> None:
-        self.left = requests if requests > 0 else -1
-        self.deadline = time.perf_counter() + duration if duration > 0 else float("inf")
-
-    def take(self) -> bool:
-        if self.left == 0 or time.perf_counter() >= self.deadline:
-            return False
-        self.left -= 1
-        return True
-
-
 class Connection:
     """One keep-alive connection; reconnects when the server closes it."""
 
@@ -75,7 +67,7 @@ class Connection:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port, limit=1 << 22)
         assert self.reader is not None
         self.writer.write(self.request)
-        status, headers, keep_alive = await asyncio.wait_for(_read_response(self.reader), self.timeout)
+        status, headers, keep_alive = await asyncio.wait_for(read_response(self.reader), self.timeout)
         if not keep_alive:
             self.close()
         return status, headers
@@ -84,31 +76,6 @@ class Connection:
         if self.writer is not None:
             self.writer.close()
         self.reader = self.writer = None
-
-
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, dict[bytes, bytes], bool]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    status = int(lines[0].split(b" ", 2)[1])
-    headers: dict[bytes, bytes] = {}
-    for line in lines[1:]:
-        if line:
-            name, _, value = line.partition(b":")
-            headers[name.strip().lower()] = value.strip()
-    if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
-        await _skip_chunked(reader)
-    else:
-        await reader.readexactly(int(headers.get(b"content-length", b"0")))
-    keep_alive = headers.get(b"connection", b"").lower() != b"close"
-    return status, headers, keep_alive
-
-
-async def _skip_chunked(reader: asyncio.StreamReader) -> None:
-    while True:
-        size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0], 16)
-        await reader.readexactly(size + 2)  # the chunk and its CRLF
-        if size == 0:
-            return
 
 
 async def _drive(connection: Connection, budget: Budget, results: Results | None) -> None:
@@ -197,14 +164,6 @@ async def serve_noop(port: int) -> None:
         await server.serve_forever()
 
 
-def _use_uvloop() -> None:
-    try:
-        import uvloop
-    except ImportError:
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url")
@@ -217,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", help="write the results as JSON here (default: stdout)")
     parser.add_argument("--serve-noop", type=int, metavar="PORT", help="run the fixed-answer server instead")
     args = parser.parse_args(argv)
-    _use_uvloop()
+    use_uvloop()
     if args.serve_noop:
         asyncio.run(serve_noop(args.serve_noop))
         return

@@ -113,7 +113,7 @@ class Connection:
             )
         assert self.reader is not None
         self.writer.write(self.request)
-        status, headers, keep_alive = await _read_response(self.reader)
+        status, headers, keep_alive = await read_response(self.reader)
         if not keep_alive:
             self.close()
         return status, headers
@@ -133,7 +133,8 @@ def build_request(plan: Plan, path: str, query: str) -> bytes:
     return head.encode("latin-1") + plan.body
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, dict[bytes, bytes], bool]:
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[bytes, bytes], bool]:
+    """Status, lower-cased headers and keep-alive of one response; its body is read and dropped."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     status = int(lines[0].split(b" ", 2)[1])
