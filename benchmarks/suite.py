@@ -2,8 +2,9 @@
 
 Systems, measured one at a time (never two at once: the machine has 2 cores):
   in-process   hubserve's own predictor in a fresh process, per runtime: sequential requests,
-               then batches of N inputs (``{"inputs": [text] * N}``, N in ``--batch-sizes``, 8
-               and 32 by default): the floor for latency, and the best of them for throughput
+               then N single-input bodies at a time through the replica's batched path
+               (``batching.predict_many``, N in ``--batch-sizes``, 8 and 32 by default): the floor
+               for latency, and the best of them for throughput
   hubserve     ``hubserve serve``, one dedicated cpu-medium endpoint (2 vCPUs, one replica, no
                idle scale-down) per runtime, ``model.runtime`` set unless it is torch
   hubserve 2x1 the same two cores as two cpu-small replicas (1 vCPU each): each request on one
@@ -172,8 +173,23 @@ def measure_floor(model_dir: str, runtime: str, text: str, plan: Plan, cache_dir
         model.predict(single)
     sequential = [_timed(model.predict, single) for _ in range(plan.requests)]
     seconds = plan.duration / len(plan.batch_sizes)
-    batches = {size: _time_batches(model.predict, {"inputs": [text] * size}, seconds) for size in plan.batch_sizes}
+    batched = _batched_predict(model)
+    batches = {size: _time_batches(batched, [single] * size, seconds) for size in plan.batch_sizes}
     return {"sequential": sequential, "batches": batches}
+
+
+def _batched_predict(model: Any) -> Callable[[list[Any]], Any]:
+    """N request bodies in one call, as the replica's batcher runs N waiting requests (``predict_many``).
+
+    ``model.predict`` on a list would not do: a transformers pipeline given a list without a
+    batch size runs it one input at a time. A hubserve without ``predict_many`` is measured
+    on ``predict`` of the joined list, which is what it served then.
+    """
+    try:
+        from hubserve.models.batching import predict_many
+    except ImportError:
+        return lambda bodies: model.predict({"inputs": [body["inputs"] for body in bodies]})
+    return lambda bodies: predict_many(model, bodies, len(bodies))
 
 
 def _time_batches(predict: Callable[[Any], Any], body: Any, seconds: float) -> list[float]:
@@ -516,8 +532,9 @@ DOC_INTRO = """\
 ```
 
 Each system alone on the machine, one after the other; requests from `benchmarks/loadgen.py` in its own process on
-127.0.0.1. *in-process*: hubserve's predictor in a fresh process (c=1: sequential calls; the c=32 columns: the
-fastest batch size tried, as batch latency and inputs/s; every size in the notes). *hubserve*: a dedicated cpu-medium
+127.0.0.1. *in-process*: hubserve's predictor in a fresh process (c=1: sequential calls; the c=32 columns: N
+bodies at a time through the replica's batched path `batching.predict_many`, the fastest N tried, as batch latency and
+inputs/s; every N in the notes). *hubserve*: a dedicated cpu-medium
 endpoint (2 vCPUs, one replica) per runtime; model/overhead are its `x-model-latency-ms` / `x-overhead-latency-ms`
 headers at c=1. *hubserve 2x1*: the same cores as two cpu-small replicas (1 vCPU each, pinned to one core each), the
 shape to deploy for throughput: a single request takes longer (one core), but under load each core runs its own batch and

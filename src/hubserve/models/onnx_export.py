@@ -56,7 +56,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-EXPORT_FORMAT = 1  # bump when what is exported or how it is stored changes
+EXPORT_FORMAT = 2  # 2: classifiers exported with the first-token last layer. Bump when what is exported or how it is stored changes
 # Export in a child process (``python -m hubserve.models.onnx_export``): the exporter's peak
 # memory (about 1.8 GB for a 255 MB DistilBERT), its imports and caches, and any crash stay out
 # of the replica that then serves for hours; a crash is a fallback reason, not a failed start.

@@ -111,6 +111,7 @@ def _load_torch(model_dir: Path, auto_class: Any, dtype: str, device: str) -> tu
     )
     model.to(device)
     model.eval()
+    _prune_classifier(model)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False, local_files_only=True)
     return model, tokenizer
 
@@ -136,5 +137,14 @@ def load_for_export(model_dir: Path, auto_class_name: str) -> tuple[Any, Any]:
         local_files_only=True,
     )
     model.eval()
+    _prune_classifier(model)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False, local_files_only=True)
     return model, tokenizer
+
+
+def _prune_classifier(model: Any) -> None:
+    """Classifiers that read only the first token compute their last layer for it alone (``first_token``)."""
+    from hubserve.models.first_token import prune_last_layer
+
+    if type(model).__name__.endswith("ForSequenceClassification"):
+        prune_last_layer(model)  # other heads keep their full last layer; nothing to report
