@@ -4,7 +4,8 @@ What is exported: the transformers model a task predictor would load (``AutoMode
 ``AutoModel`` for feature extraction and the transformer inside a sentence-transformers
 model), in float32 with eager attention (graphs of the eager attention code get ONNX
 Runtime's transformer fusions; SDPA's do not), with ``torch.onnx.export``'s dynamo exporter
-and dynamic batch and sequence axes. Tokenisation and every task's post-processing stay in
+and dynamic batch and sequence axes; a sequence classifier with its last layer cut to the
+first token, as torch runs it (``first_token``). Tokenisation and every task's post-processing stay in
 Python, so an ONNX endpoint answers exactly like a torch one.
 
 Two variants are built from the one export:
