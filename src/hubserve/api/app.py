@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import gc
+from collections.abc import AsyncIterator, Iterator
 
 from fastapi import FastAPI
 
 from hubserve import __version__
-from hubserve.api import async_invocation, batch_jobs, hf, invocation, management, observability, sagemaker
-from hubserve.api import console
+from hubserve.api import (
+    async_invocation,
+    batch_jobs,
+    console,
+    hf,
+    invocation,
+    management,
+    observability,
+    sagemaker,
+)
 from hubserve.api.errors import install_error_handlers
 from hubserve.asyncinf import AsyncInference
 from hubserve.backends.local import LocalBackend
@@ -23,6 +32,31 @@ from hubserve.settings import Settings
 from hubserve.storage import Storage
 from hubserve.store import EndpointStore
 from hubserve.store.batch_jobs import BatchJobStore
+
+GEN0_THRESHOLD = 10_000  # Python's default is 700
+
+
+@contextlib.contextmanager
+def collector_for_serving() -> Iterator[None]:
+    """Keep the cyclic garbage collector's pauses off the invocation path while the server serves.
+
+    Measured on the no-op endpoint at 32 connections: about once a second a full collection walked
+    the ~120k objects of the imports, the app and the controller (60-70 ms on the 2-core machines,
+    collecting nothing), stalling every request in flight: p99 80 ms for a p50 of 14 ms. Frozen
+    after start-up, those objects are never walked again (full collections: 1.7 ms). With a
+    generation-0 threshold of 10,000 instead of 700, the in-flight requests' own objects no longer
+    set off a young collection every few requests (collector time per 20 s: 0.6 s -> 0.03 s).
+    Cycles are still collected; only the start-up objects that stay alive are exempt.
+    """
+    threshold = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GEN0_THRESHOLD, *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -47,7 +81,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.batch_jobs = BatchJobRunner(batch_store, controller, app.state.storage, home / "batch-jobs")
         await app.state.batch_jobs.start()
         try:
-            yield
+            with collector_for_serving():
+                yield
         finally:
             sampler_task.cancel()
             await app.state.async_inference.stop()  # cut-short inferences go back to the queue first

