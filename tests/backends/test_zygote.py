@@ -132,13 +132,13 @@ def test_control_frames_survive_any_split() -> None:
 def test_forked_replicas_answer_like_the_model_in_process(harness: Harness, tiny_models: dict[str, Path]) -> None:
     assert harness.run(harness.backend.wait_zygote())
     handles = [harness.start(tiny_models[folder], task) for folder, task, _ in CASES]  # all loading at once
-    for handle in handles:
-        harness.ready(handle)
+    for replica in handles:
+        harness.ready(replica)
     zygote = harness.backend.zygote_pid
     assert zygote is not None
-    for handle, (folder, task, body) in zip(handles, CASES):
-        assert handle.pid is not None and _parent_of(handle.pid) == zygote, "replicas are forks of the zygote"
-        assert harness.call(handle, body) == _in_process(tiny_models[folder], task, body), task
+    for replica, (folder, task, body) in zip(handles, CASES):
+        assert replica.pid is not None and _parent_of(replica.pid) == zygote, "replicas are forks of the zygote"
+        assert harness.call(replica, body) == _in_process(tiny_models[folder], task, body), task
     assert "hubserve-replica-timing" in handles[0].log_path.read_text()
     # Forking left the zygote as it must stay: one thread, nothing started that a fork would lose.
     assert _threads_of(zygote) == 1
@@ -296,8 +296,8 @@ def test_replicas_of_one_model_share_its_weight_pages(harness: Harness, tmp_path
     assert second_added < first_added - weights_touched * 0.5, (
         f"the first replica added {first_added} kB ({weights_touched} kB of it weights), the second {second_added} kB"
     )
-    for handle in (first, second):
-        harness.run(harness.backend.stop(handle))
+    for replica in (first, second):
+        harness.run(harness.backend.stop(replica))
 
 
 def test_zygote_restarts_after_it_dies(harness: Harness, tiny_models: dict[str, Path]) -> None:

@@ -19,7 +19,6 @@ import httpx
 import pytest
 
 from hubserve.logs.format import message_of
-
 from tests.integration.conftest import RunningServer, wait_for_state
 
 NAME = "batching"

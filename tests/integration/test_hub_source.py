@@ -12,7 +12,6 @@ from tests.hub_cache import lay_out_hub_cache
 from tests.integration.conftest import RunningServer, start_server, stop_server, wait_for_state
 
 
-
 @pytest.fixture(scope="module")
 def hub_api(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     """A second server, offline, whose Hub cache holds only org/name."""

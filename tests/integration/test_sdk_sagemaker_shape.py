@@ -15,8 +15,8 @@ import pytest
 import tiny_models as builders
 
 from hubserve import errors
-from hubserve.sdk import AsyncClient, Predictor, Session, WaiterConfig
 from hubserve.instance_types import hubserve_instance
+from hubserve.sdk import AsyncClient, Predictor, Session, WaiterConfig
 from tests.integration.conftest import RunningServer
 
 LABELS = {"NEGATIVE", "POSITIVE"}

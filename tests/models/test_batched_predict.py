@@ -17,6 +17,7 @@ from hubserve.errors import ValidationError
 from hubserve.models import batching
 from hubserve.models.loading import LoadedModel, load_model
 from tests.models.conftest import Load
+
 TOLERANCE = 1e-5
 
 

@@ -24,7 +24,6 @@ from hubserve import errors
 from hubserve.sdk import Client, ClientError, Invocation, ServerUnreachable
 from hubserve.spec import EndpointSpec
 
-
 # --- a canned HTTP server ------------------------------------------------------------
 
 

@@ -8,7 +8,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Awaitable, Callable
 
-
 from hubserve.worker.batcher import BatchDone, Batcher, Job
 
 

@@ -11,8 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from hubserve import __version__
-from hubserve.cli import async_cmd, batch, endpoint
-from hubserve.cli import observe
+from hubserve.cli import async_cmd, batch, endpoint, observe
 from hubserve.cli.apply import apply, export, plan
 from hubserve.cli.bench import bench
 from hubserve.cli.common import Globals

@@ -54,8 +54,7 @@ def validate_hub_id(repo_id: str) -> None:
 
 def resolve_hub(repo_id: str, revision: str | None, cache_dir: Path | None = None, local_only: bool = False) -> Path:
     """Download (or find in the offline cache) a Hub snapshot; never returns a path outside the cache."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub import constants
+    from huggingface_hub import constants, snapshot_download
 
     validate_hub_id(repo_id)
     try:

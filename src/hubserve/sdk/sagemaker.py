@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hubserve.sdk.client import Client, ClientError
 from hubserve.instance_types import hubserve_instance
+from hubserve.sdk.client import Client, ClientError
 
 log = logging.getLogger("hubserve.sdk")
 

@@ -13,11 +13,10 @@ one request at a time, exactly as before batching.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-
-from dataclasses import dataclass
 
 from hubserve.errors import ValidationError
 from hubserve.models import batching
