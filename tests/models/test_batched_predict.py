@@ -288,8 +288,8 @@ def test_batch_size_bounds_each_call(load: Load) -> None:
 
 
 def test_default_limits() -> None:
-    assert batching.default_limits("torch") == batching.Limits(32, 8192)
-    assert batching.default_limits("onnx") == batching.Limits(16, 8192)
-    assert batching.default_limits("onnx-int8") == batching.Limits(32, 8192)
-    assert batching.default_limits("something new") == batching.Limits(32, 8192)
+    assert batching.default_limits("torch") == batching.Limits(32, 1280)
+    assert batching.default_limits("onnx") == batching.Limits(32, 1280)
+    assert batching.default_limits("onnx-int8") == batching.Limits(32, 1280)
+    assert batching.default_limits("something new") == batching.Limits(32, 1280)
     assert batching.default_limits("torch", "cuda").max_batch_size > 32
