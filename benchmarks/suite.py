@@ -1,6 +1,7 @@
 """hubserve against the floor and the servers a user would otherwise run, in one run.
 
-Systems, measured one at a time (never two at once: the machine has 2 cores):
+Systems, measured one at a time (never two at once: the machine has 2 cores), the no-op rows first,
+then one model at a time with all its systems back to back (the machines drift over a run):
   in-process   hubserve's own predictor in a fresh process, per runtime: sequential requests,
                then N single-input bodies at a time through the replica's batched path
                (``batching.predict_many``, N in ``--batch-sizes``, 8 and 32 by default): the floor
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import inspect
 import math
 import os
@@ -303,10 +305,10 @@ def hubserve_spec(name: str, model_dir: str, runtime: str, custom_code: bool = F
     return {"name": name, "model": model, "compute": compute, "custom_code": custom_code}
 
 
-def hubserve_cases(fixtures: dict[str, str], plan: Plan) -> list[tuple[str, str, str, dict[str, Any]]]:
+def hubserve_cases(fixtures: dict[str, str], plan: Plan, noop: bool = True) -> list[tuple[str, str, str, dict[str, Any]]]:
     """(model label, system, runtime, endpoint spec): the no-op handler, then every model x runtime,
     each as one 2-vCPU replica and, with ``plan.split``, as two 1-vCPU replicas."""
-    cases = [(NOOP, HUBSERVE, "-", hubserve_spec("noop", fixtures[NOOP], "torch", custom_code=True))]
+    cases = [(NOOP, HUBSERVE, "-", hubserve_spec("noop", fixtures[NOOP], "torch", custom_code=True))] if noop else []
     for key in plan.models:
         label = MODELS[key][0]
         for r in plan.runtimes:
@@ -317,13 +319,15 @@ def hubserve_cases(fixtures: dict[str, str], plan: Plan) -> list[tuple[str, str,
     return cases
 
 
-def hubserve_rows(fixtures: dict[str, str], bodies: dict[str, Path], plan: Plan, tmp: Path, report: Report) -> None:
+def hubserve_rows(
+    fixtures: dict[str, str], bodies: dict[str, Path], plan: Plan, tmp: Path, report: Report, noop: bool = True
+) -> None:
     """One ``hubserve serve``; each endpoint deployed alone, measured, deleted."""
     from hubserve.errors import HubserveError
 
     process, url = common.start_server(runtime_cache(tmp).parent, log=tmp / "hubserve.log")
     try:
-        for label, system, runtime, spec in hubserve_cases(fixtures, plan):
+        for label, system, runtime, spec in hubserve_cases(fixtures, plan, noop):
             what = f"{system} {label} {runtime}"
             try:
                 with stage(what), common.endpoint(url, spec) as invoke_url:
@@ -366,10 +370,12 @@ def runtime_note(description: dict[str, Any], requested: str) -> str:
 # -- (3) and (4) the baselines -----------------------------------------------------------------------
 
 
-def baseline_rows(system: str, fixtures: dict[str, str], bodies: dict[str, Path], plan: Plan, tmp: Path, report: Report) -> None:
+def baseline_rows(
+    system: str, fixtures: dict[str, str], bodies: dict[str, Path], plan: Plan, tmp: Path, report: Report, noop: bool = True
+) -> None:
     """FastAPI + pipeline or LitServe: the no-op first, then each model (torch pipelines only)."""
     script = common.BENCH_DIR / "baselines" / f"{system}_pipeline.py"
-    for label in [NOOP, *(MODELS[key][0] for key in plan.models)]:
+    for label in [NOOP] * noop + [MODELS[key][0] for key in plan.models]:
         port = common.free_port()
         target = ["--noop"] if label == NOOP else ["--model-dir", fixtures[label], "--task", TASK]
         argv = [sys.executable, str(script), "--port", str(port), *target]
@@ -554,7 +560,7 @@ DOC_INTRO = """\
 .venv/bin/python benchmarks/suite.py [--quick] [--duration 20] [--requests 100] [--runtimes torch,onnx,onnx-int8] [--split]
 ```
 
-Each system alone on the machine, one after the other; requests from `benchmarks/loadgen.py` in its own process on
+Each system alone on the machine, one after the other (the no-op rows, then per model its in-process floors, hubserve, FastAPI and LitServe back to back, so what is compared was measured minutes apart); requests from `benchmarks/loadgen.py` in its own process on
 127.0.0.1. *in-process*: hubserve's predictor in a fresh process (c=1: sequential calls; the c=32 columns: N
 bodies at a time through the replica's batched path `batching.predict_many`, the fastest N tried, as batch latency and
 inputs/s; every N in the notes). *hubserve*: a dedicated cpu-medium
@@ -631,10 +637,19 @@ def measure_all(tmp: Path, plan: Plan, report: Report) -> None:
     bodies = {label: body for label in [NOOP, *(MODELS[k][0] for k in plan.models)]}
     with stage("loadgen ceiling"):
         report.ceiling = loadgen_ceiling(body, plan, tmp)
-    floor_rows(fixtures, plan, tmp, report)
-    hubserve_rows(fixtures, bodies, plan, tmp, report)
-    baseline_rows("fastapi", fixtures, bodies, plan, tmp, report)
-    baseline_rows("litserve", fixtures, bodies, plan, tmp, report)
+    # The no-op rows, then one model at a time: its floors, hubserve, FastAPI and LitServe back to
+    # back, so the figures compared with each other are minutes apart, not a whole run (these
+    # machines drift by 10-15 % over a quarter of an hour).
+    no_models = dataclasses.replace(plan, models=[])
+    hubserve_rows(fixtures, bodies, no_models, tmp, report)
+    baseline_rows("fastapi", fixtures, bodies, no_models, tmp, report)
+    baseline_rows("litserve", fixtures, bodies, no_models, tmp, report)
+    for key in plan.models:
+        one = dataclasses.replace(plan, models=[key])
+        floor_rows(fixtures, one, tmp, report)
+        hubserve_rows(fixtures, bodies, one, tmp, report, noop=False)
+        baseline_rows("fastapi", fixtures, bodies, one, tmp, report, noop=False)
+        baseline_rows("litserve", fixtures, bodies, one, tmp, report, noop=False)
 
 
 def main() -> None:
