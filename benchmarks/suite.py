@@ -39,6 +39,7 @@ import argparse
 import contextlib
 import dataclasses
 import inspect
+import json
 import math
 import os
 import shutil
@@ -107,6 +108,8 @@ class Report:
     warnings: list[str] = field(default_factory=list)  # measured, but something may skew the figures
     ceiling: LoadResult | None = None
     idle_wait_s: float = 60.0
+    # (model, runtime) -> (in-process ms, hubserve x-model-latency-ms): c=1 requests taken in turns
+    paired: dict[tuple[str, str], tuple[list[float], list[float]]] = field(default_factory=dict)
 
     def find(self, model: str, system: str, runtime: str = "torch") -> Row | None:
         return next((r for r in self.rows if (r.model, r.system, r.runtime) == (model, system, runtime)), None)
@@ -153,10 +156,15 @@ def stage(what: str) -> Iterator[None]:
 # -- (1) the in-process floor -----------------------------------------------------------------------
 
 
-def measure_floor(model_dir: str, runtime: str, text: str, plan: Plan, cache_dir: str) -> dict[str, Any]:
+def measure_floor(
+    model_dir: str, runtime: str, text: str, plan: Plan, cache_dir: str, paired_url: str | None = None
+) -> dict[str, Any]:
     """hubserve's predictor for ``runtime`` in this process: sequential latency, then batches of each size.
 
     Loaded as a replica loads it (the same threads; exports cached where the server's are).
+    With ``paired_url`` (the same model deployed on hubserve) it also takes ``plan.requests``
+    pairs in turns, one call here then one request there, so that the machine's drift, which
+    moves a latency by 10 % within a minute here, falls on both sides of the model-latency ratio.
     Returns ``{"skipped": why}`` when this hubserve cannot load the runtime.
     """
     import torch
@@ -175,10 +183,34 @@ def measure_floor(model_dir: str, runtime: str, text: str, plan: Plan, cache_dir
     for _ in range(plan.warmup):
         model.predict(single)
     sequential = [_timed(model.predict, single) for _ in range(plan.requests)]
+    paired = _paired(model.predict, single, paired_url, plan.requests) if paired_url else None
     seconds = plan.duration / len(plan.batch_sizes)
     batched = _batched_predict(model)
     batches = {size: _time_batches(batched, [single] * size, seconds) for size in plan.batch_sizes}
-    return {"sequential": sequential, "batches": batches}
+    return {"sequential": sequential, "batches": batches, "paired": paired}
+
+
+# Between turns: ONNX Runtime's and OpenMP's worker threads spin for a while after each call, and
+# spinning threads of one process would take the cores from the other's next call.
+TURN_PAUSE_S = 0.05
+
+
+def _paired(predict: Callable[[Any], Any], body: Any, url: str, count: int) -> tuple[list[float], list[float]]:
+    """``count`` turns of one in-process call (ms) and one request to ``url`` (its x-model-latency-ms)."""
+    import urllib.request
+
+    encoded = json.dumps(body).encode()
+    here: list[float] = []
+    served: list[float] = []
+    for _ in range(count):
+        here.append(_timed(predict, body))
+        time.sleep(TURN_PAUSE_S)
+        request = urllib.request.Request(url, data=encoded, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=600) as response:
+            response.read()
+            served.append(float(response.headers["x-model-latency-ms"]))
+        time.sleep(TURN_PAUSE_S)
+    return here, served
 
 
 def _batched_predict(model: Any) -> Callable[[list[Any]], Any]:
@@ -229,17 +261,21 @@ def _timed(function: Callable[[Any], Any], argument: Any) -> float:
     return (time.perf_counter() - started) * 1000.0
 
 
-def floor_rows(fixtures: dict[str, str], plan: Plan, tmp: Path, report: Report) -> None:
-    for key in plan.models:
-        label = MODELS[key][0]
-        for runtime in plan.runtimes:
-            report.check_idle(f"in-process {label} {runtime}")
-            with stage(f"in-process {label} {runtime}"):
-                result = common.in_child(measure_floor, fixtures[label], runtime, fixtures["text"], plan, str(runtime_cache(tmp)))
-            if "skipped" in result:
-                report.skip(f"in-process {label} {runtime}", result["skipped"])
-                continue
-            report.rows.append(floor_row(label, runtime, result["sequential"], result["batches"]))
+def measure_floor_row(
+    label: str, runtime: str, fixtures: dict[str, str], plan: Plan, tmp: Path, report: Report, paired_url: str | None
+) -> None:
+    """The in-process row of ``label`` on ``runtime``, measured in a child process, into ``report``."""
+    report.check_idle(f"in-process {label} {runtime}")
+    with stage(f"in-process {label} {runtime}"):
+        result = common.in_child(
+            measure_floor, fixtures[label], runtime, fixtures["text"], plan, str(runtime_cache(tmp)), paired_url
+        )
+    if "skipped" in result:
+        report.skip(f"in-process {label} {runtime}", result["skipped"])
+        return
+    report.rows.append(floor_row(label, runtime, result["sequential"], result["batches"]))
+    if result.get("paired"):
+        report.paired[(label, runtime)] = result["paired"]
 
 
 def floor_row(label: str, runtime: str, sequential: list[float], batches: dict[int, list[float]]) -> Row:
@@ -331,6 +367,8 @@ def hubserve_rows(
             what = f"{system} {label} {runtime}"
             try:
                 with stage(what), common.endpoint(url, spec) as invoke_url:
+                    if system == HUBSERVE and label != NOOP:  # its floor, with c=1 requests in turns with this endpoint
+                        measure_floor_row(label, runtime, fixtures, plan, tmp, report, paired_url=invoke_url)
                     note = runtime_note(common.describe(url, spec["name"]), spec["model"].get("runtime", "torch"))
                     served = measure_server(invoke_url, bodies[label], plan, report, what, process.pid, hubserve_part)
             except HubserveError as exc:
@@ -448,7 +486,13 @@ def floor_checks(report: Report, row: Row, name: str) -> list[Check]:
     if floor is None:
         return []
     checks = []
-    if row.model_latency is not None and row.system == HUBSERVE:  # the floor runs on 2 threads, as this replica
+    paired = report.paired.get((row.model, row.runtime))
+    if paired and row.system == HUBSERVE:  # requests in turns: the drift falls on both sides
+        here, served = (Stats.of(values).p50 for values in paired)
+        r = ratio(served, here)
+        value = f"{r:.3f} ({served:.1f} / {here:.1f} ms, {len(paired[0])} in turns)"
+        checks.append(Check(f"{name}: model latency p50 / in-process p50", value, "<= 1.10", r <= 1.10))
+    elif row.model_latency is not None and row.system == HUBSERVE:  # the floor runs on 2 threads, as this replica
         r = ratio(row.model_latency.p50, floor.c1.p50)
         checks.append(Check(f"{name}: model latency p50 / in-process p50", f"{r:.3f}", "<= 1.10", r <= 1.10))
     best = max(floor.c32_rps, 1000.0 / floor.c1.mean)  # the fastest batch size, or one at a time if that is faster
@@ -565,7 +609,7 @@ Each system alone on the machine, one after the other (the no-op rows, then per 
 bodies at a time through the replica's batched path `batching.predict_many`, the fastest N tried, as batch latency and
 inputs/s; every N in the notes). *hubserve*: a dedicated cpu-medium
 endpoint (2 vCPUs, one replica) per runtime; model/overhead are its `x-model-latency-ms` / `x-overhead-latency-ms`
-headers at c=1. *hubserve 2x1* (with `--split`): the same cores as two cpu-small replicas (1 vCPU each, pinned to one core each), the
+headers at c=1; its model latency is compared with the in-process predictor from requests taken in turns with it (one call in-process, one to the endpoint, 50 ms apart), while the endpoint is deployed. *hubserve 2x1* (with `--split`): the same cores as two cpu-small replicas (1 vCPU each, pinned to one core each), the
 shape to deploy for throughput: a single request takes longer (one core), but under load each core runs its own batch and
 neither waits for the other inside every operator. *fastapi*: FastAPI + uvicorn + a transformers pipeline in one process
 (`benchmarks/baselines/fastapi_pipeline.py`). *litserve*: LitServe batching the same pipeline
@@ -646,7 +690,6 @@ def measure_all(tmp: Path, plan: Plan, report: Report) -> None:
     baseline_rows("litserve", fixtures, bodies, no_models, tmp, report)
     for key in plan.models:
         one = dataclasses.replace(plan, models=[key])
-        floor_rows(fixtures, one, tmp, report)
         hubserve_rows(fixtures, bodies, one, tmp, report, noop=False)
         baseline_rows("fastapi", fixtures, bodies, one, tmp, report, noop=False)
         baseline_rows("litserve", fixtures, bodies, one, tmp, report, noop=False)
