@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from hubserve.models.first_token import prune_last_layer
+
 if TYPE_CHECKING:
     from hubserve.models.runtimes import ModelRuntime
 
@@ -111,7 +113,7 @@ def _load_torch(model_dir: Path, auto_class: Any, dtype: str, device: str) -> tu
     )
     model.to(device)
     model.eval()
-    _prune_classifier(model)
+    prune_last_layer(model)  # first-token classifiers only; any other model is left as it is
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False, local_files_only=True)
     return model, tokenizer
 
@@ -137,14 +139,6 @@ def load_for_export(model_dir: Path, auto_class_name: str) -> tuple[Any, Any]:
         local_files_only=True,
     )
     model.eval()
-    _prune_classifier(model)
+    prune_last_layer(model)  # first-token classifiers only; any other model is left as it is
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False, local_files_only=True)
     return model, tokenizer
-
-
-def _prune_classifier(model: Any) -> None:
-    """Classifiers that read only the first token compute their last layer for it alone (``first_token``)."""
-    from hubserve.models.first_token import prune_last_layer
-
-    if type(model).__name__.endswith("ForSequenceClassification"):
-        prune_last_layer(model)  # other heads keep their full last layer; nothing to report
