@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import common
 
 TASK = "text-classification"
 THREADS = min(2, os.cpu_count() or 1)  # what a cpu-medium replica gets on this machine

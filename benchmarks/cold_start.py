@@ -40,11 +40,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from overhead import build_distilbert_sst2, text_of_tokens  # noqa: E402
+from overhead import build_distilbert_sst2, text_of_tokens
 
-from hubserve.backends import LocalBackend, ReplicaHandle, ReplicaLaunch  # noqa: E402
-from hubserve.logs.format import message_of  # noqa: E402
-from hubserve.worker.server import TIMING_PREFIX  # noqa: E402
+from hubserve.backends import LocalBackend, Replica, ReplicaLaunch
+from hubserve.logs.format import message_of
+from hubserve.types import Invocation
+from hubserve.worker.server import TIMING_PREFIX
 
 PHASES = ("spawn", "imports", "load", "serve", "first", "total")
 TARGET_ZYGOTE_S = 0.8
@@ -68,13 +69,11 @@ class Bench:
         self._ids = iter(range(1, 10_000))
 
     def launch(self) -> ReplicaLaunch:
-        return ReplicaLaunch("bench", self.model_dir, "text-classification", threads=self.threads)
+        return ReplicaLaunch(endpoint="bench", source=str(self.model_dir), task="text-classification", threads=self.threads)
 
-    async def call(self, handle: ReplicaHandle) -> None:
-        assert handle.channel is not None
-        response = await handle.channel.call(self.body, "application/json", "application/json")
-        if not response.ok:
-            raise RuntimeError(f"{response.error_type}: {response.error_message}")
+    async def call(self, replica: Replica) -> None:
+        assert replica.channel is not None
+        await replica.channel.call(Invocation(endpoint="bench", body=self.body))  # raises the replica's error
 
     async def cold_start(self, backend: LocalBackend, mode: str) -> dict[str, float]:
         """One replica from nothing to its first answer, then stopped."""
@@ -86,7 +85,7 @@ class Bench:
         await self.call(handle)
         answered = time.time()
         await backend.stop(handle)
-        t = replica_timings(handle.log_path)
+        t = replica_timings(Path(handle.log_location))
         loaded_at = t["main_at"] + t["imports_s"] + t["load_s"]
         return {
             "spawn": t["main_at"] - started,
@@ -99,10 +98,11 @@ class Bench:
 
     async def memory(self, backend: LocalBackend, replicas: int) -> list[int]:
         """Sum of PSS in kB (zygote included, if any) with 0, 1, ..., ``replicas`` replicas serving."""
-        handles: list[ReplicaHandle] = []
+        handles: list[Replica] = []
 
         def total() -> int:
-            pids = [h.pid for h in handles if h.pid] + ([backend.zygote_pid] if backend.zygote_pid else [])
+            # The local backend's placement reads "pid N": PSS is per process.
+            pids = [int(h.placement.split()[-1]) for h in handles] + ([backend.zygote_pid] if backend.zygote_pid else [])
             return sum(pss_kb(pid) for pid in pids)
 
         sums = [total()]

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import build_distilbert_sst2, start_server, text_of_tokens  # noqa: E402
+from common import build_distilbert_sst2, start_server, text_of_tokens
 
 
 def measure(home: Path, model_dir: Path, body: dict, rounds: int, zygote: bool) -> list[dict[str, float]]:

@@ -24,9 +24,10 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import httpx
 
@@ -76,9 +77,9 @@ def roberta_base_config(**overrides: Any) -> Any:
     """
     from transformers import RobertaConfig
 
-    sizes = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                 intermediate_size=3072, max_position_embeddings=514, type_vocab_size=2,
-                 pad_token_id=0, bos_token_id=101, eos_token_id=102)  # fmt: skip
+    sizes = {"vocab_size": 30522, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+             "intermediate_size": 3072, "max_position_embeddings": 514, "type_vocab_size": 2,
+             "pad_token_id": 0, "bos_token_id": 101, "eos_token_id": 102}  # fmt: skip
     return RobertaConfig(**{**sizes, **overrides})
 
 
@@ -130,7 +131,7 @@ def text_of_tokens(model_dir: Path, tokens: int) -> str:
 
 def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 @dataclass(frozen=True)
@@ -218,7 +219,7 @@ class running:
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> subprocess.Popen[bytes]:
-        out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
+        out = open(self.log, "ab") if self.log else subprocess.DEVNULL
         self.process = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_for_http(self.health_url, self.process, self.timeout)

@@ -18,11 +18,12 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import common
 
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "distilbert": common.build_distilbert_sst2,

@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import build_distilbert_sst2, minilm_dir, percentile, start_server, text_of_tokens  # noqa: E402
+from common import build_distilbert_sst2, minilm_dir, percentile, start_server, text_of_tokens
 
 
 def time_in_process(model_dir: Path, task: str, body: dict, requests: int, threads: int) -> list[float]:

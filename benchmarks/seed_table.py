@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-from common import Stats  # noqa: E402
+import common
+from common import Stats
 
 TOKENS = 128
 SUMMARY_TOKENS = 32

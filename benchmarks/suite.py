@@ -46,13 +46,14 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-from common import LoadResult, Stats  # noqa: E402
+import common
+from common import LoadResult, Stats
 
 TASK = "text-classification"
 CONCURRENCY = 32
@@ -678,7 +679,7 @@ def measure_all(tmp: Path, plan: Plan, report: Report) -> None:
     with stage("building fixtures"):
         fixtures = common.in_child(build_fixtures, str(tmp), plan.models)
     body = common.write_body(tmp / "body.json", {"inputs": fixtures["text"]})
-    bodies = {label: body for label in [NOOP, *(MODELS[k][0] for k in plan.models)]}
+    bodies = dict.fromkeys([NOOP, *(MODELS[k][0] for k in plan.models)], body)
     with stage("loadgen ceiling"):
         report.ceiling = loadgen_ceiling(body, plan, tmp)
     # The no-op rows, then one model at a time: its floors, hubserve, FastAPI and LitServe back to

@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import common  # noqa: E402
-from suite import hubserve_spec  # noqa: E402
+import common
+from suite import hubserve_spec
 
 CONCURRENCY = 32
 BODY = {"inputs": " ".join(["the quick brown fox jumps over the lazy dog"] * 14)}  # ~128 tokens, as the suite
@@ -73,7 +73,7 @@ def main() -> None:
                 print(f"{round_:>5} {system:>9} {result.throughput:>8.0f} {stats.p50:>7.1f} {stats.p99:>7.1f} "
                       f"{max(result.latencies_ms):>7.1f} {result.errors:>6} {result.cpu_percent:>7.0f}", flush=True)  # fmt: skip
         for system, rows in figures.items():
-            rps, p50, p99 = (statistics.median(column) for column in zip(*rows))
+            rps, p50, p99 = (statistics.median(column) for column in zip(*rows, strict=True))
             print(f"median {system:>9} {rps:>8.0f} {p50:>7.1f} {p99:>7.1f}")
 
 

@@ -9,8 +9,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # tiny_models, however pytest imports this file
 
-import tiny_models as builders  # noqa: E402
-from s3_server import s3_server  # noqa: E402,F401 - session fixture: a real S3 API server
+import tiny_models as builders
+from s3_server import s3_server  # noqa: F401 - session fixture: a real S3 API server
 
 
 @pytest.fixture(scope="session")

@@ -70,7 +70,7 @@ def test_every_memory_size_is_accepted(memory_mb: int) -> None:
 
 
 def test_memory_sizes_are_1024_to_6144_in_steps_of_1024() -> None:
-    assert MEMORY_SIZES_MB == tuple(range(1024, 6144 + 1, 1024))
+    assert tuple(range(1024, 6144 + 1, 1024)) == MEMORY_SIZES_MB
 
 
 @pytest.mark.parametrize("memory_mb", [0, 512, 1023, 1025, 1500, 2047, 6145, 7168, 10240, -1024])

@@ -19,9 +19,9 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import uvicorn  # noqa: E402
-from fastapi import FastAPI  # noqa: E402
-from pydantic import BaseModel  # noqa: E402
+import uvicorn
+from fastapi import FastAPI
+from pydantic import BaseModel
 
 
 class Body(BaseModel):

@@ -22,7 +22,7 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import litserve as ls  # noqa: E402
+import litserve as ls
 
 MAX_BATCH_SIZE = 32
 BATCH_TIMEOUT_S = 0.01

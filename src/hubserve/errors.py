@@ -14,7 +14,14 @@
     ├── ModelError                    424 (the model or handler raised)
     ├── ModelNotReady                 503 (paused, failed, still starting)
     │   └── ColdStartTimeout          503
-    └── ReplicaCrashed                502 (the replica died while serving this request)
+    ├── ReplicaCrashed                502 (the replica died while serving this request)
+    ├── InvocationTimeout             504 (no answer before the invocation's deadline; cancelled in the replica)
+    ├── ClientClosed                  499 (the client left mid-stream; recorded, never sent)
+    └── Async and batch outcomes, recorded on the inference or the record rather than sent as HTTP:
+        ├── InputUnreadable           400 (the payload location cannot be read)
+        ├── OutputUnwritable          500 (the result cannot be written to its location)
+        ├── RequestExpired            410 (still queued at the end of its time to live)
+        └── ServerRestarted           500 (the server stopped during the attempt)
 
 Every error renders as ``{"error": {"type", "message", ...}}`` plus the SageMaker-style
 ``x-amzn-ErrorType`` header, so both dialects read the same information.
@@ -135,9 +142,41 @@ class ReplicaCrashed(HubserveError):
     type = "ReplicaCrashed"
 
 
+class InvocationTimeout(HubserveError):
+    status = 504
+    type = "InvocationTimeout"
+
+
+class InputUnreadable(HubserveError):
+    status = 400
+    type = "InputError"
+
+
+class OutputUnwritable(HubserveError):
+    status = 500
+    type = "OutputWriteError"
+
+
+class RequestExpired(HubserveError):
+    status = 410
+    type = "RequestExpired"
+
+
+class ServerRestarted(HubserveError):
+    status = 500
+    type = "ServerRestarted"
+
+
+class ClientClosed(HubserveError):
+    """The client went away before the answer was complete (nginx's 499); its work was cancelled."""
+
+    status = 499
+    type = "ClientClosedRequest"
+
+
 ERROR_TYPES: dict[str, type[HubserveError]] = {
     cls.type: cls
-    for cls in (ValidationError, ModelError, ModelNotReady, ReplicaCrashed, Throttled, PayloadTooLarge)
+    for cls in (ValidationError, ModelError, ModelNotReady, ReplicaCrashed, Throttled, PayloadTooLarge, InvocationTimeout)
 }
 
 

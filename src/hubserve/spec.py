@@ -8,9 +8,20 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Annotated, Any, Literal, Union
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 from hubserve.tasks import normalize_task
 
@@ -43,19 +54,26 @@ class EndpointState(str, enum.Enum):
     SCALED_TO_ZERO = "scaledToZero"
 
 
-def _between(low: int, high: int) -> AfterValidator:
-    """A range check whose message names the whole allowed range, not just the broken bound."""
+@dataclass(frozen=True)
+class _Between:
+    """An int range check whose message names the whole allowed range, not just the broken bound;
+    the JSON schema shows both bounds (``minimum``, ``maximum``)."""
 
-    def check(value: int) -> int:
-        if not low <= value <= high:
-            raise ValueError(f"must be between {low} and {high} (got {value})")
+    low: int
+    high: int
+
+    def _check(self, value: int) -> int:
+        if not self.low <= value <= self.high:
+            raise ValueError(f"must be between {self.low} and {self.high} (got {value})")
         return value
 
-    return AfterValidator(check)
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self._check, handler(source))
 
-
-def _bounded(low: int, high: int) -> Any:
-    return Annotated[int, _between(low, high), Field(json_schema_extra={"minimum": low, "maximum": high})]
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema.update(minimum=self.low, maximum=self.high)
+        return json_schema
 
 
 class _Strict(BaseModel):
@@ -96,9 +114,9 @@ class ServerlessCompute(_Strict):
 
     type: Literal["serverless"] = "serverless"
     memory_mb: int = Field(default=2048, description="1024..6144 in steps of 1024; vCPUs follow memory.")
-    max_concurrency: _bounded(1, 200) = 5
-    provisioned_concurrency: _bounded(0, 200) = 0
-    idle_timeout_s: _bounded(1, 86400) = 300
+    max_concurrency: Annotated[int, _Between(1, 200)] = 5
+    provisioned_concurrency: Annotated[int, _Between(0, 200)] = 0
+    idle_timeout_s: Annotated[int, _Between(1, 86400)] = 300
 
     @field_validator("memory_mb")
     @classmethod
@@ -122,10 +140,10 @@ class DedicatedCompute(_Strict):
 
     type: Literal["dedicated"] = "dedicated"
     instance: str = Field(default="cpu-small", description="One of " + ", ".join(INSTANCE_SIZES))
-    min_replicas: _bounded(0, 64) = 1
-    max_replicas: _bounded(1, 64) = 1
-    target_concurrency: _bounded(1, 1000) = 4
-    scale_to_zero_after_s: _bounded(1, 86400) = 900
+    min_replicas: Annotated[int, _Between(0, 64)] = 1
+    max_replicas: Annotated[int, _Between(1, 64)] = 1
+    target_concurrency: Annotated[int, _Between(1, 1000)] = 4
+    scale_to_zero_after_s: Annotated[int, _Between(1, 86400)] = 900
 
     @field_validator("instance")
     @classmethod
@@ -141,16 +159,16 @@ class DedicatedCompute(_Strict):
         return self
 
 
-Compute = Annotated[Union[ServerlessCompute, DedicatedCompute], Field(discriminator="type")]
+Compute = Annotated[ServerlessCompute | DedicatedCompute, Field(discriminator="type")]
 
 
 class BatchingSpec(_Strict):
     """Adaptive batching in the replica: requests that arrive while it is busy run together."""
 
-    max_batch_size: _bounded(1, 1024) | None = Field(
+    max_batch_size: Annotated[int, _Between(1, 1024)] | None = Field(
         default=None, description="Sequences per batch (a request with 32 inputs counts 32); default per runtime."
     )
-    max_batch_tokens: _bounded(1, 1_000_000) | None = Field(
+    max_batch_tokens: Annotated[int, _Between(1, 1_000_000)] | None = Field(
         default=None, description="Tokens per batch (sequences x their length); default per runtime."
     )
 
@@ -178,7 +196,7 @@ class AsyncInferenceSpec(_Strict):
         "default: <home>/storage/async/<endpoint>.",
     )
     notification: AsyncNotificationSpec | None = None
-    max_concurrent_invocations_per_replica: _bounded(1, 1000) | None = Field(
+    max_concurrent_invocations_per_replica: Annotated[int, _Between(1, 1000)] | None = Field(
         default=None, description="Queued inferences sent to one replica at once; default: its concurrency slots."
     )
 

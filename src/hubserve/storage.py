@@ -48,7 +48,8 @@ class Location:
             parent = posixpath.dirname(self.path)
             if parent:
                 self.fs.makedirs(parent, exist_ok=True)
-        return self.fs.open(self.path, mode, **kwargs)
+        handle: IO[bytes] = self.fs.open(self.path, mode, **kwargs)
+        return handle
 
     def exists(self) -> bool:
         return bool(self.fs.exists(self.path))

@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 import pytest
 import torch
 
-from hubserve.backends import LocalBackend, ReplicaHandle, ReplicaLaunch, ReplicaStartFailed
+from hubserve.backends import LocalBackend, Replica, ReplicaHealth, ReplicaLaunch, ReplicaStartFailed
+from hubserve.types import Invocation
 from hubserve.worker.handling import handle
 from hubserve.worker.protocol import (
     Exited,
@@ -53,26 +54,25 @@ class Harness:
     def __init__(self, logs: Path) -> None:
         self.loop = asyncio.new_event_loop()
         self.backend: LocalBackend = self.run(_make_backend(logs))
-        self.handles: list[ReplicaHandle] = []
+        self.handles: list[Replica] = []
         self._ids = iter(range(1, 1000))
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coroutine)
 
-    def start(self, model_dir: Path, task: str, **launch: Any) -> ReplicaHandle:
+    def start(self, source: Path | str, task: str | None, **launch: Any) -> Replica:
         replica_id = f"t{next(self._ids)}"
-        handle = self.run(self.backend.start(replica_id, ReplicaLaunch("tests", model_dir, task, **launch)))
-        self.handles.append(handle)
-        return handle
+        replica = self.run(self.backend.start(replica_id, ReplicaLaunch(endpoint="tests", source=str(source), task=task, **launch)))
+        self.handles.append(replica)
+        return replica
 
-    def ready(self, handle: ReplicaHandle) -> None:
-        self.run(self.backend.wait_ready(handle, READY_TIMEOUT_S))
+    def ready(self, replica: Replica) -> None:
+        self.run(self.backend.wait_ready(replica, READY_TIMEOUT_S))
 
-    def call(self, handle: ReplicaHandle, body: dict[str, Any]) -> Any:
-        assert handle.channel is not None
-        response = self.run(handle.channel.call(json.dumps(body).encode(), "application/json", "application/json"))
-        assert response.ok, (response.error_type, response.error_message)
-        return json.loads(response.body)
+    def call(self, replica: Replica, body: dict[str, Any]) -> Any:
+        assert replica.channel is not None
+        reply = self.run(replica.channel.call(Invocation(endpoint="tests", body=json.dumps(body).encode())))
+        return json.loads(reply.body)
 
     def close(self) -> None:
         async def stop_all() -> None:
@@ -92,6 +92,13 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     running = Harness(tmp_path_factory.mktemp("zygote-logs"))
     yield running
     running.close()
+
+
+def pid_of(replica: Replica) -> int:
+    """The local backend's placement is "pid <n>"; tests look at the process itself."""
+    kind, pid = replica.placement.split()
+    assert kind == "pid"
+    return int(pid)
 
 
 def _parent_of(pid: int) -> int:
@@ -119,7 +126,8 @@ def _in_process(model_dir: Path, task: str, body: dict[str, Any]) -> Any:
 
 
 def test_control_frames_survive_any_split() -> None:
-    commands = [Spawn("a-1", ["--task", "fill-mask"], {"X": "1"}, "/tmp/a.log", [0]), Kill("a-1", signal.SIGTERM)]
+    launch = '{"endpoint": "e", "source": "/models/m", "task": "fill-mask"}'
+    commands = [Spawn("a-1", ["--launch", launch], {"X": "1"}, "/tmp/a.log", [0]), Kill("a-1", signal.SIGTERM)]
     stream = b"".join(encode_control_frame(command) for command in commands)
     for cut in range(len(stream) + 1):
         frames = FrameBuffer()
@@ -136,10 +144,10 @@ def test_forked_replicas_answer_like_the_model_in_process(harness: Harness, tiny
         harness.ready(replica)
     zygote = harness.backend.zygote_pid
     assert zygote is not None
-    for replica, (folder, task, body) in zip(handles, CASES):
-        assert replica.pid is not None and _parent_of(replica.pid) == zygote, "replicas are forks of the zygote"
+    for replica, (folder, task, body) in zip(handles, CASES, strict=True):
+        assert _parent_of(pid_of(replica)) == zygote, "replicas are forks of the zygote"
         assert harness.call(replica, body) == _in_process(tiny_models[folder], task, body), task
-    assert "hubserve-replica-timing" in handles[0].log_path.read_text()
+    assert "hubserve-replica-timing" in Path(handles[0].log_location).read_text()
     # Forking left the zygote as it must stay: one thread, nothing started that a fork would lose.
     assert _threads_of(zygote) == 1
 
@@ -152,8 +160,7 @@ def test_replicas_are_pinned_round_robin(harness: Harness, tiny_models: dict[str
     second = harness.start(tiny_models["text-classification"], "text-classification", threads=1)
     harness.ready(first)
     harness.ready(second)
-    assert first.pid is not None and second.pid is not None
-    one, two = os.sched_getaffinity(first.pid), os.sched_getaffinity(second.pid)
+    one, two = os.sched_getaffinity(pid_of(first)), os.sched_getaffinity(pid_of(second))
     assert len(one) == len(two) == 1 and one != two
     harness.run(harness.backend.stop(first))
     harness.run(harness.backend.stop(second))
@@ -162,20 +169,21 @@ def test_replicas_are_pinned_round_robin(harness: Harness, tiny_models: dict[str
 def test_exit_of_a_killed_replica_is_reported(harness: Harness, tiny_models: dict[str, Path]) -> None:
     handle = harness.start(tiny_models["text-classification"], "text-classification")
     harness.ready(handle)
-    assert handle.pid is not None
-    os.kill(handle.pid, signal.SIGKILL)
+    os.kill(pid_of(handle), signal.SIGKILL)
     assert harness.run(asyncio.wait_for(harness.backend.wait_exit(handle), 10)) == -signal.SIGKILL
+    assert harness.backend.health(handle) is ReplicaHealth.EXITED and harness.backend.resources(handle) is None
     harness.run(harness.backend.stop(handle))  # stopping an exited replica only cleans up
 
 
 def test_stop_terminates_and_reports_the_signal(harness: Harness, tiny_models: dict[str, Path]) -> None:
     handle = harness.start(tiny_models["feature-extraction"], "feature-extraction")
     harness.ready(handle)
-    assert handle.pid is not None
+    pid = pid_of(handle)
     exit_code = harness.loop.create_task(harness.backend.wait_exit(handle))  # as the controller's supervisor waits
     harness.run(harness.backend.stop(handle, grace_s=5.0))
     assert harness.run(asyncio.wait_for(exit_code, 1)) == -signal.SIGTERM
-    assert not os.path.exists(f"/proc/{handle.pid}") or _parent_of(handle.pid) != harness.backend.zygote_pid
+    assert not os.path.exists(f"/proc/{pid}") or _parent_of(pid) != harness.backend.zygote_pid
+    assert harness.backend.health(handle) is ReplicaHealth.EXITED
 
 
 def test_start_failure_reason(harness: Harness, tmp_path: Path) -> None:
@@ -190,13 +198,60 @@ def test_start_failure_reason(harness: Harness, tmp_path: Path) -> None:
     assert harness.run(harness.backend.wait_exit(handle)) == 3
 
 
+def test_source_and_task_failures_are_the_reason(harness: Harness, tmp_path: Path) -> None:
+    """The replica resolves its source and infers its task; what goes wrong there is what the user reads."""
+    unknown = tmp_path / "unknown-head"
+    unknown.mkdir()
+    (unknown / "config.json").write_text('{"model_type": "bert", "architectures": ["BertForSomethingNew"]}')
+    cases = [
+        (tmp_path / "nowhere", "text-classification", ["does not exist"]),
+        ("org/not-in-cache", "text-classification", ["could not fetch 'org/not-in-cache'", "offline"]),
+        (unknown, None, ["could not infer the task", "Set model.task"]),
+    ]
+    for source, task, expected in cases:
+        replica = harness.start(source, task)
+        with pytest.raises(ReplicaStartFailed) as failed:
+            harness.ready(replica)
+        assert all(text in failed.value.reason for text in expected), failed.value.reason
+        assert not failed.value.reason.startswith("loading the model failed")
+        assert harness.run(harness.backend.wait_exit(replica)) == 3
+
+
+def test_the_task_is_inferred_and_health_and_resources_are_reported(harness: Harness, tiny_models: dict[str, Path]) -> None:
+    replica = harness.start(tiny_models["text-classification"], None)
+    assert harness.backend.health(replica) is ReplicaHealth.STARTING
+    harness.ready(replica)
+    assert replica.info["task"] == "text-classification"
+    assert harness.call(replica, {"inputs": "fine"})[0]["label"] in ("NEGATIVE", "POSITIVE")
+    assert harness.backend.health(replica) is ReplicaHealth.READY
+    used = harness.backend.resources(replica)
+    assert used is not None and used.memory_mb > 10 and used.cpu_seconds > 0
+    harness.run(harness.backend.stop(replica))
+    assert harness.backend.health(replica) is ReplicaHealth.EXITED and harness.backend.resources(replica) is None
+
+
+def test_a_launch_longer_than_the_command_line_room_reaches_the_replica_whole(harness: Harness, tiny_models: dict[str, Path]) -> None:
+    """ps shows a forked replica's command line cut to ARGV_ROOM; the argv it parses is the whole launch."""
+    from hubserve.worker.zygote import ARGV_ROOM
+
+    padding = "x" * (ARGV_ROOM + 1000)
+    replica = harness.start(tiny_models["text-classification"], "text-classification", env={"HUBSERVE_TEST_PAD": padding})
+    harness.ready(replica)
+    assert _parent_of(pid_of(replica)) == harness.backend.zygote_pid
+    assert harness.call(replica, {"inputs": "fine"})[0]["label"] in ("NEGATIVE", "POSITIVE")
+    with open(f"/proc/{pid_of(replica)}/cmdline", "rb") as cmdline:
+        shown = cmdline.read()
+    assert b"hubserve.worker" in shown and b"--launch" in shown and len(shown) < ARGV_ROOM + 200
+    harness.run(harness.backend.stop(replica))
+
+
 def test_import_time_env_starts_a_fresh_process(harness: Harness, tiny_models: dict[str, Path]) -> None:
     body = {"inputs": "I love this movie"}
     handle = harness.start(
         tiny_models["text-classification"], "text-classification", env={"TRANSFORMERS_VERBOSITY": "error"}
     )
     harness.ready(handle)
-    assert handle.pid is not None and _parent_of(handle.pid) == os.getpid()  # not a fork of the zygote
+    assert _parent_of(pid_of(handle)) == os.getpid()  # not a fork of the zygote
     assert harness.call(handle, body) == _in_process(tiny_models["text-classification"], "text-classification", body)
     exit_code = harness.loop.create_task(harness.backend.wait_exit(handle))
     harness.run(harness.backend.stop(handle))
@@ -207,10 +262,12 @@ def test_subprocess_mode(tiny_models: dict[str, Path], tmp_path: Path) -> None:
     async def scenario() -> tuple[Any, int | None]:
         backend = LocalBackend(tmp_path / "logs", zygote=False)
         assert backend.zygote_pid is None and not await backend.wait_zygote()
-        handle = await backend.start("fresh", ReplicaLaunch("tests", tiny_models["fill-mask"], "fill-mask"))
+        launch = ReplicaLaunch(endpoint="tests", source=str(tiny_models["fill-mask"]), task="fill-mask")
+        handle = await backend.start("fresh", launch)
         channel = await backend.wait_ready(handle, READY_TIMEOUT_S)
-        response = await channel.call(b'{"inputs": "Paris is the [MASK] of France."}', "application/json", "*/*")
-        parent = _parent_of(handle.pid) if handle.pid else None
+        body = b'{"inputs": "Paris is the [MASK] of France."}'
+        response = await channel.call(Invocation(endpoint="tests", body=body, accept="*/*"))
+        parent = _parent_of(pid_of(handle))
         await backend.stop(handle)
         await backend.close()
         return json.loads(response.body), parent
@@ -269,7 +326,7 @@ def test_replicas_of_one_model_share_its_weight_pages(harness: Harness, tmp_path
     zygote = harness.backend.zygote_pid
     assert zygote is not None
 
-    def settle(handle: ReplicaHandle) -> Any:
+    def settle(handle: Replica) -> Any:
         answers = [harness.call(handle, body) for _ in range(3)]  # the allocator's working set settles
         time.sleep(0.3)
         return answers[-1]
@@ -278,17 +335,15 @@ def test_replicas_of_one_model_share_its_weight_pages(harness: Harness, tmp_path
     first = harness.start(model_dir, "text-classification")
     harness.ready(first)
     expected = settle(first)
-    assert first.pid is not None
-    with_one = _pss_kb(zygote) + _pss_kb(first.pid)
-    weights_touched = _weights_mapping_kb(first.pid)["Rss"]
+    with_one = _pss_kb(zygote) + _pss_kb(pid_of(first))
+    weights_touched = _weights_mapping_kb(pid_of(first))["Rss"]
 
     second = harness.start(model_dir, "text-classification")
     harness.ready(second)
     assert settle(second) == expected
-    assert second.pid is not None
-    with_two = _pss_kb(zygote) + _pss_kb(first.pid) + _pss_kb(second.pid)
+    with_two = _pss_kb(zygote) + _pss_kb(pid_of(first)) + _pss_kb(pid_of(second))
 
-    mapping = _weights_mapping_kb(second.pid)
+    mapping = _weights_mapping_kb(pid_of(second))
     assert weights_touched > 20 * 1024 and mapping["Rss"] > 20 * 1024, "the parameters are views of the mapped file"
     assert mapping["Anonymous"] == 0, "no weight page was copied"
     assert mapping["Pss"] <= mapping["Rss"] * 0.6, f"the weight pages are shared with the first replica: {mapping}"
@@ -315,7 +370,7 @@ def test_zygote_restarts_after_it_dies(harness: Harness, tiny_models: dict[str, 
     again = harness.start(tiny_models["text-classification"], "text-classification")
     harness.ready(again)
     new = harness.backend.zygote_pid
-    assert new is not None and new != old and again.pid is not None and _parent_of(again.pid) == new
+    assert new is not None and new != old and _parent_of(pid_of(again)) == new
     assert harness.call(again, {"inputs": "fine"})[0]["label"] in ("NEGATIVE", "POSITIVE")
 
 
@@ -324,10 +379,11 @@ def test_a_zygote_that_dies_importing_means_fresh_processes(tiny_models: dict[st
         backend = LocalBackend(tmp_path / "logs")
         assert backend._zygote is not None
         os.kill(backend._zygote.pid, signal.SIGKILL)  # as if an import had crashed it
-        handle = await backend.start("fallback", ReplicaLaunch("tests", tiny_models["text-classification"], "text-classification"))
+        launch = ReplicaLaunch(endpoint="tests", source=str(tiny_models["text-classification"]), task="text-classification")
+        handle = await backend.start("fallback", launch)
         channel = await backend.wait_ready(handle, READY_TIMEOUT_S)
-        response = await channel.call(b'{"inputs": "fine"}', "application/json", "application/json")
-        parent = _parent_of(handle.pid) if handle.pid else None
+        response = await channel.call(Invocation(endpoint="tests", body=b'{"inputs": "fine"}'))
+        parent = _parent_of(pid_of(handle))
         await backend.stop(handle)
         forkable = backend._forkable(handle.launch)
         await backend.close()

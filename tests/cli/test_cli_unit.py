@@ -463,8 +463,10 @@ def test_spec_rejection_lists_each_field(cli: Any, canned: CannedServer) -> None
     result = cli("endpoint", "create", "Bad_Name", "--model", "/m", "--memory-mb", "1000")
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        "Error (422 ValidationError): Invalid endpoint spec: name: name must be DNS-safe; "
-        "compute.memory_mb: memory_mb must be one of 1024, 2048, 3072, 4096, 5120, 6144"
+        (
+            "Error (422 ValidationError): Invalid endpoint spec: name: name must be DNS-safe; "
+            "compute.memory_mb: memory_mb must be one of 1024, 2048, 3072, 4096, 5120, 6144"
+        )
     ]
 
 

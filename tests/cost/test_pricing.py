@@ -68,5 +68,5 @@ def test_a_bad_pricing_file_says_where_and_why(tmp_path: Path, text: str, messag
 
 
 def test_a_missing_pricing_file(tmp_path: Path) -> None:
-    with pytest.raises(PricingError, match="cannot read pricing file .*nope.yaml"):
+    with pytest.raises(PricingError, match=r"cannot read pricing file .*nope.yaml"):
         load_pricing(tmp_path / "nope.yaml")

@@ -67,5 +67,5 @@ def test_relative_model_folders_are_relative_to_the_file(tmp_path: Path) -> None
 
 
 def test_unreadable_file() -> None:
-    with pytest.raises(SpecsError, match="cannot read /nonexistent/x.yaml"):
+    with pytest.raises(SpecsError, match=r"cannot read /nonexistent/x.yaml"):
         load_specs("/nonexistent/x.yaml")

@@ -69,11 +69,11 @@ def test_create_maps_model_scaling_type_and_env() -> None:
 
 
 def test_unknown_size_and_framework_are_rejected() -> None:
-    with pytest.raises(SpecError, match="compute.instanceSize"):
+    with pytest.raises(SpecError, match=r"compute.instanceSize"):
         shapes.spec_from_create(_create(accelerator="cpu", instanceSize="x3"))
     body = _create()
     body.model.framework = "tensorflow"
-    with pytest.raises(SpecError, match="model.framework"):
+    with pytest.raises(SpecError, match=r"model.framework"):
         shapes.spec_from_create(body)
 
 

@@ -41,11 +41,11 @@ def start_server(home: Path, token: str = TOKEN, extra_env: dict[str, str] | Non
     log_path = home.parent / f"{home.name}-server-{port}.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **(extra_env or {})}
     env.pop("HUBSERVE_TOKEN", None)
-    log = open(log_path, "ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hubserve", "serve", "--port", str(port), "--home", str(home), "--token", token],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
-    )  # fmt: skip
+    with open(log_path, "ab") as log:  # the server keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hubserve", "serve", "--port", str(port), "--home", str(home), "--token", token],
+            stdout=log, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

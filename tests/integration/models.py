@@ -44,3 +44,39 @@ def faulty_handler_model(text_classification: Path, dst: Path) -> Path:
         shutil.copytree(text_classification, dst)
         (dst / "handler.py").write_text(FAULTY_HANDLER)
     return dst
+
+
+# A no-op streaming handler: yields ``parts`` small JSON parts, ``delay_s`` apart, and writes how many it
+# has produced to ``progress`` (a file), so a test can see it stop when the client leaves.
+STREAMING_HANDLER = textwrap.dedent(
+    '''
+    import pathlib
+    import time
+
+
+    class EndpointHandler:
+        def __init__(self, path=""):
+            self.path = path
+
+        def __call__(self, data):
+            options = data["inputs"]
+            count, delay = int(options.get("parts", 3)), float(options.get("delay_s", 0.0))
+            progress = options.get("progress")
+
+            def parts():
+                for index in range(count):
+                    if progress:
+                        pathlib.Path(progress).write_text(str(index + 1))
+                    yield {"token": {"id": index, "text": f"t{index}"}}
+                    time.sleep(delay)
+
+            return parts()
+    '''
+)
+
+
+def streaming_handler_model(dst: Path) -> Path:
+    """A model folder whose only content is a handler.py that streams (no weights: it needs none)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    (dst / "handler.py").write_text(STREAMING_HANDLER)
+    return dst

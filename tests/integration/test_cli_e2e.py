@@ -131,8 +131,8 @@ def test_create_from_flags_and_stdin(hubserve: Hubserve, tiny_models: dict[str, 
             "endpoint", "create", "cli-flags", "--model", str(tiny_models["text-classification"]),
             "--task", "sentiment-analysis", "--memory-mb", "1024", "--max-concurrency", "2",
             "--env", "GREETING=hello=world", "--wait", "--timeout", "180", "--json",
-        )  # fmt: skip
-    )
+        )
+    )  # fmt: skip
     assert created["state"] == "running"
     assert created["model"]["task"] == "text-classification"
     assert created["compute"] == {**created["compute"], "type": "serverless", "memory_mb": 1024, "max_concurrency": 2}
@@ -153,8 +153,10 @@ def test_errors_are_one_line_with_exit_1(hubserve: Hubserve, tiny_models: dict[s
     missing = hubserve("endpoint", "describe", "cli-does-not-exist")
     assert missing.exit_code == 1 and missing.stdout == ""
     assert missing.stderr.splitlines() == [
-        "Error (404 EndpointNotFound): Endpoint 'cli-does-not-exist' does not exist. "
-        "List endpoints with GET /v1/endpoints."
+        (
+            "Error (404 EndpointNotFound): Endpoint 'cli-does-not-exist' does not exist. "
+            "List endpoints with GET /v1/endpoints."
+        )
     ]
     for args in (("invoke", "cli-does-not-exist", "x"), ("endpoint", "pause", "cli-does-not-exist")):
         result = hubserve(*args)

@@ -78,10 +78,10 @@ def test_since_tail_source_and_errors(api: httpx.Client, chatty: str) -> None:
 
 def test_cli_prints_and_follows(server: RunningServer, api: httpx.Client, chatty: str) -> None:
     base = [sys.executable, "-m", "hubserve", "--url", server.url, "--token", server.token, "endpoint", "logs", NAME]
-    printed = subprocess.run(base + ["--tail", "50"], capture_output=True, text=True, timeout=60)
+    printed = subprocess.run([*base, "--tail", "50"], capture_output=True, text=True, timeout=60)
     assert printed.returncode == 0, printed.stderr
     assert MARKER in printed.stdout and "access" in printed.stdout
-    follower = subprocess.Popen(base + ["--follow", "--since", "1s"], stdout=subprocess.PIPE, text=True)
+    follower = subprocess.Popen([*base, "--follow", "--since", "1s"], stdout=subprocess.PIPE, text=True)
     try:
         time.sleep(3.0)  # the follower is polling
         assert api.post(f"/endpoints/{NAME}", json={"inputs": "followed"}).status_code == 200

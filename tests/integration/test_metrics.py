@@ -97,8 +97,8 @@ def test_prometheus_text_parses_with_the_official_parser(server: RunningServer, 
 
 def test_cli_prints_the_table_and_json(server: RunningServer, metered: dict[str, list[float]]) -> None:
     base = [sys.executable, "-m", "hubserve", "--url", server.url, "--token", server.token, "endpoint", "metrics", NAME]
-    table = subprocess.run(base + ["--window", "5m"], capture_output=True, text=True, timeout=60)
+    table = subprocess.run([*base, "--window", "5m"], capture_output=True, text=True, timeout=60)
     assert table.returncode == 0, table.stderr
     assert "invocations" in table.stdout and "15" in table.stdout and "overhead" in table.stdout
-    raw = subprocess.run(base + ["--json"], capture_output=True, text=True, timeout=60)
+    raw = subprocess.run([*base, "--json"], capture_output=True, text=True, timeout=60)
     assert raw.returncode == 0 and json.loads(raw.stdout)["invocations"] == 15

@@ -20,7 +20,8 @@ def replica_pids(model_dir: Path) -> list[int]:
             cmdline = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"hubserve.worker" in cmdline and str(model_dir).encode() in cmdline:
+        # The model folder is inside the replica's --launch JSON argument.
+        if b"hubserve.worker" in cmdline and any(str(model_dir).encode() in part for part in cmdline):
             pids.append(int(proc.name))
     return pids
 

@@ -119,7 +119,7 @@ def test_dedicated_deploy_maps_the_instance_type(server: RunningServer, sst2_dir
 def test_deploy_refuses_what_it_cannot_map(server: RunningServer, sst2_dir: Path) -> None:
     from hubserve.sdk import HuggingFaceModel, ServerlessInferenceConfig
 
-    with pytest.raises(ValueError, match="model_data .* or env\\['HF_MODEL_ID'\\]"):
+    with pytest.raises(ValueError, match=r"model_data .* or env\['HF_MODEL_ID'\]"):
         HuggingFaceModel(env={"HF_TASK": "text-classification"})
     model = HuggingFaceModel(model_data=str(sst2_dir), sagemaker_session=Session(server.url, server.token))
     with pytest.raises(ValueError, match="inf2 accelerators"):
@@ -184,5 +184,5 @@ def test_async_client_unreachable_server() -> None:
 
     from hubserve.sdk import ServerUnreachable
 
-    with pytest.raises(ServerUnreachable, match="isn't reachable at http://127.0.0.1:9"):
+    with pytest.raises(ServerUnreachable, match=r"isn't reachable at http://127.0.0.1:9"):
         asyncio.run(scenario())

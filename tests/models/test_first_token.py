@@ -8,16 +8,16 @@ import transformers
 
 from hubserve.models.first_token import FirstTokenLayer, prune_last_layer, why_not_prunable
 
-SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, vocab_size=100,
-             max_position_embeddings=64, num_labels=3)  # fmt: skip
+SMALL = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64,
+         "vocab_size": 100, "max_position_embeddings": 64, "num_labels": 3}  # fmt: skip
 CONFIGS = {
     "bert": lambda: transformers.BertConfig(**SMALL),
     "roberta": lambda: transformers.RobertaConfig(**SMALL, pad_token_id=1),
     "xlm-roberta": lambda: transformers.XLMRobertaConfig(**SMALL, pad_token_id=1),
     "electra": lambda: transformers.ElectraConfig(**SMALL, embedding_size=16),
     "distilbert": lambda: transformers.DistilBertConfig(dim=32, n_layers=2, n_heads=4, hidden_dim=64, vocab_size=100,
-                                                        max_position_embeddings=64, num_labels=3),  # fmt: skip
-}
+                                                        max_position_embeddings=64, num_labels=3),
+}  # fmt: skip
 
 
 def _classifier(kind: str, attention: str) -> torch.nn.Module:

@@ -100,7 +100,7 @@ def test_pickle_only_weights_are_refused(tiny_models: dict[str, Path], tmp_path:
     shutil.copytree(tiny_models["text-classification"], folder)
     torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
     (folder / "model.safetensors").unlink()
-    with pytest.raises(PickleWeightsRefused, match="pytorch_model.bin.*safetensors only"):
+    with pytest.raises(PickleWeightsRefused, match=r"pytorch_model.bin.*safetensors only"):
         load_model(folder, "text-classification")
 
 
@@ -112,7 +112,7 @@ def test_remote_code_is_never_trusted(tiny_models: dict[str, Path], tmp_path: Pa
     config = json.loads((folder / "config.json").read_text())
     config.update(model_type="evil", auto_map={"AutoModelForSequenceClassification": "modeling_evil.Evil"})
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match="needs its own modelling code.*never runs"):
+    with pytest.raises(ValueError, match=r"needs its own modelling code.*never runs"):
         load_model(folder, "text-classification")
     assert not marker.exists()
 

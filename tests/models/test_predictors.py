@@ -83,7 +83,7 @@ def test_token_classification(load: Load) -> None:
     batch = predict(model, {"inputs": ["one sentence", "two sentences here"]})
     assert len(batch) == 2 and all(isinstance(item, list) for item in batch)
 
-    with pytest.raises(ValidationError, match="aggregation_strategy.*simple"):
+    with pytest.raises(ValidationError, match=r"aggregation_strategy.*simple"):
         model.predict({"inputs": text, "parameters": {"aggregation_strategy": "loudest"}})
 
 
@@ -145,7 +145,7 @@ def test_sentence_similarity(load: Load) -> None:
         {"inputs": {"source_sentence": "a", "sentences": []}},
     )
     for bad in bad_bodies:
-        with pytest.raises(ValidationError, match="source_sentence|sentences"):
+        with pytest.raises(ValidationError, match=r"source_sentence|sentences"):
             model.predict(bad)
 
 
@@ -176,7 +176,7 @@ def test_zero_shot_classification(load: Load) -> None:
     assert len(multi) == 2 and sorted(multi[0]["labels"]) == ["x", "y"]
     assert all(is_probability(score) for score in multi[0]["scores"])
 
-    with pytest.raises(ValidationError, match="needs parameters.candidate_labels"):
+    with pytest.raises(ValidationError, match=r"needs parameters.candidate_labels"):
         model.predict({"inputs": "I love travelling"})
     with pytest.raises(ValidationError, match="'candidate_labels' is empty"):
         model.predict({"inputs": "x", "parameters": {"candidate_labels": " , "}})

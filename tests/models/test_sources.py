@@ -90,7 +90,7 @@ def test_a_file_is_not_a_folder(tmp_path: Path) -> None:
 def test_a_folder_without_config_json_is_not_a_model(tmp_path: Path) -> None:
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "model.safetensors").write_bytes(b"")
-    with pytest.raises(SourceError, match="has no config.json .*save_pretrained"):
+    with pytest.raises(SourceError, match=r"has no config.json .*save_pretrained"):
         resolve_local(str(tmp_path / "model"))
 
 
@@ -161,7 +161,7 @@ def test_roots_are_checked_before_existence(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("repo_id", ["../x", "a/b/c", "", "/abs/path", "/etc", "org/..", "..", "org/../name", "org//name", "a b/c"])
 def test_invalid_hub_ids_are_refused(repo_id: str) -> None:
-    with pytest.raises(SourceError, match="is neither a local folder .* nor a valid Hub repo id"):
+    with pytest.raises(SourceError, match=r"is neither a local folder .* nor a valid Hub repo id"):
         validate_hub_id(repo_id)
 
 
@@ -220,7 +220,7 @@ def test_local_only_does_not_claim_offline(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_an_invalid_id_is_refused_before_the_cache_is_read(cache: Path) -> None:
-    with pytest.raises(SourceError, match="is neither a local folder .* nor a valid Hub repo id"):
+    with pytest.raises(SourceError, match=r"is neither a local folder .* nor a valid Hub repo id"):
         resolve_hub("../../etc", None, cache)
 
 

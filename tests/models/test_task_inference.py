@@ -80,12 +80,12 @@ def test_architecture_suffixes(tmp_path: Path, config: dict[str, object], task: 
     ],
 )
 def test_unknown_architecture_says_set_model_task(tmp_path: Path, config: dict[str, object]) -> None:
-    with pytest.raises(ValueError, match="could not infer the task.*Set model.task"):
+    with pytest.raises(ValueError, match=r"could not infer the task.*Set model.task"):
         infer_task(_folder(tmp_path, config))
 
 
 def test_missing_or_broken_config(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="no config.json"):
+    with pytest.raises(ValueError, match=r"no config.json"):
         infer_task(tmp_path)
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="unreadable"):

@@ -12,7 +12,7 @@ import pytest
 from hubserve import errors
 from hubserve.api.sagemaker import artifacts, shapes
 from hubserve.api.sagemaker.errors import SageMakerApiError
-from hubserve.api.sagemaker.runtime import code_and_status
+from hubserve.api.sagemaker.invocations import code_and_status
 from hubserve.spec import EndpointSpec
 from hubserve.worker.csv_codec import decode_csv, encode_csv, wants_csv
 

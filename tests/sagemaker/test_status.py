@@ -1,11 +1,12 @@
-"""hubserve states as SageMaker's EndpointStatus, from the record and the runtime only."""
+"""hubserve states as SageMaker's EndpointStatus, from the record and the live state only."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from hubserve.api.sagemaker.status import endpoint_status, production_variant
-from hubserve.control.runtime import EndpointRuntime
+from hubserve.api.sagemaker.status import endpoint_status as status_of
+from hubserve.api.sagemaker.status import production_variant
+from hubserve.control.live import EndpointLive, Generation
 from hubserve.spec import EndpointSpec, EndpointState
 from hubserve.store import EndpointRecord
 
@@ -20,11 +21,18 @@ def _record(spec: EndpointSpec = SPEC, desired: str = "running") -> EndpointReco
     return EndpointRecord(spec, desired, EndpointState.RUNNING, None, [], now, now)
 
 
-def _runtime(state: EndpointState, deployed: EndpointSpec | None = SPEC) -> EndpointRuntime:
-    runtime = EndpointRuntime(name="ep", state=state)
+def _runtime(state: EndpointState, deployed: EndpointSpec | None = SPEC) -> EndpointLive:
+    live = EndpointLive(name="ep", state=state)
     if deployed is not None:
-        runtime.spec, runtime.spec_json = deployed, deployed.model_dump_json()
-    return runtime
+        live.generation = Generation(deployed, deployed.model_dump_json(), policy=None)
+    return live
+
+
+def endpoint_status(record: EndpointRecord, live: EndpointLive, failed_spec: str | None = None) -> str:
+    """As the controller decides ``pending``: the stored spec is neither deployed nor known to fail."""
+    stored = record.spec.model_dump_json()
+    deployed = live.generation.spec_json if live.generation is not None else None
+    return status_of(record, live, pending=deployed != stored and failed_spec != stored)
 
 
 def test_statuses() -> None:
@@ -37,8 +45,7 @@ def test_statuses() -> None:
     assert endpoint_status(_record(), _runtime(EndpointState.FAILED, deployed=None)) == "Failed"
     assert endpoint_status(_record(), _runtime(EndpointState.DELETING)) == "Deleting"
     failed_update = _runtime(EndpointState.UPDATE_FAILED)
-    failed_update.failed_spec = NEW_SPEC.model_dump_json()
-    assert endpoint_status(_record(NEW_SPEC), failed_update) == "InService"
+    assert endpoint_status(_record(NEW_SPEC), failed_update, failed_spec=NEW_SPEC.model_dump_json()) == "InService"
 
 
 def test_variant_reports_current_and_desired() -> None:

@@ -238,7 +238,7 @@ def test_connection_refused_says_how_to_start_the_server() -> None:
 
 def test_read_timeout_is_a_client_error(canned: CannedServer) -> None:
     canned.route("GET", "/health", (200, {"status": "ok"}, {}, 1.0))
-    with Client(canned.url, timeout=0.2) as c, pytest.raises(ClientError, match="no answer within 0.2s") as info:
+    with Client(canned.url, timeout=0.2) as c, pytest.raises(ClientError, match=r"no answer within 0.2s") as info:
         c.health()
     assert not isinstance(info.value, ServerUnreachable)
 
@@ -312,14 +312,14 @@ def test_wait_for_polls_until_running(canned: CannedServer, client: Client) -> N
 
 def test_wait_for_raises_with_the_failure_reason(canned: CannedServer, client: Client) -> None:
     canned.route("GET", "/v1/endpoints/sst2", (200, _description(state="failed", reason="config.json not found")))
-    with pytest.raises(errors.ModelNotReady, match="failed: config.json not found"):
+    with pytest.raises(errors.ModelNotReady, match=r"failed: config.json not found"):
         client.wait_for("sst2", interval=0.01)
     assert client.wait_for("sst2", states="failed")["state"] == "failed"
 
 
 def test_wait_for_times_out(canned: CannedServer, client: Client) -> None:
     canned.route("GET", "/v1/endpoints/sst2", (200, _description(state="initializing", reason="loading weights")))
-    with pytest.raises(errors.ModelNotReady, match="still initializing after 0.1s.*loading weights"):
+    with pytest.raises(errors.ModelNotReady, match=r"still initializing after 0.1s.*loading weights"):
         client.wait_for("sst2", timeout=0.1, interval=0.02)
 
 

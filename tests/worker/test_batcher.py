@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Awaitable, Callable
+from typing import Any
 
-from hubserve.worker.batcher import BatchDone, Batcher, Job
+from hubserve.worker.batcher import BatchDone, Batcher, Pending
 
 
 class FakeModel:
@@ -53,7 +54,7 @@ def test_a_lone_request_starts_at_once() -> None:
     async def body() -> float:
         batcher = make(model)
         started = time.perf_counter()
-        answer = await batcher.submit(Job("a", key="k"))
+        answer = await batcher.submit(Pending("a", key="k"))
         assert answer == "answer a"
         return time.perf_counter() - started
 
@@ -66,10 +67,10 @@ def test_requests_arriving_while_busy_form_the_next_batch_in_order() -> None:
 
     async def body() -> list[Any]:
         batcher = make(model)
-        first = batcher.submit(Job("first", key="k"))
+        first = batcher.submit(Pending("first", key="k"))
         await wait_entered(model)
         assert batcher.busy
-        later = [batcher.submit(Job(f"r{i}", key="k")) for i in range(5)]
+        later = [batcher.submit(Pending(f"r{i}", key="k")) for i in range(5)]
         await asyncio.sleep(0.05)
         assert batcher.queued == 5  # queued, not running: the thread is busy
         model.release.set()
@@ -86,22 +87,22 @@ def test_requests_arriving_together_share_the_first_batch() -> None:
 
     async def body() -> None:
         batcher = make(model)
-        await asyncio.gather(*(batcher.submit(Job(i, key="k")) for i in range(4)))
+        await asyncio.gather(*(batcher.submit(Pending(i, key="k")) for i in range(4)))
 
     scenario(body)
     assert model.batches == [[0, 1, 2, 3]]
 
 
-def test_max_batch_size_counts_sequences_and_lets_smaller_jobs_pass() -> None:
+def test_max_batch_size_counts_sequences_and_lets_smaller_requests_pass() -> None:
     model = FakeModel(hold=1)
 
     async def body() -> None:
         batcher = make(model, max_batch_size=25)
-        blocker = batcher.submit(Job("blocker", key="k"))
+        blocker = batcher.submit(Pending("blocker", key="k"))
         await wait_entered(model)
-        jobs = [batcher.submit(Job(name, key="k", sequences=n)) for name, n in (("a", 10), ("b", 10), ("c", 10), ("d", 5))]
+        requests = [batcher.submit(Pending(name, key="k", sequences=n)) for name, n in (("a", 10), ("b", 10), ("c", 10), ("d", 5))]
         model.release.set()
-        await asyncio.gather(blocker, *jobs)
+        await asyncio.gather(blocker, *requests)
 
     scenario(body)
     # a+b = 20; c would make 30 and waits; d fits (25). c heads the next batch.
@@ -113,12 +114,12 @@ def test_a_request_over_the_limit_runs_alone_and_is_not_rejected() -> None:
 
     async def body() -> list[Any]:
         batcher = make(model, max_batch_size=32)
-        blocker = batcher.submit(Job("blocker", key="k"))
+        blocker = batcher.submit(Pending("blocker", key="k"))
         await wait_entered(model)
-        jobs = [batcher.submit(Job("small1", key="k")), batcher.submit(Job("big", key="k", sequences=40)),
-                batcher.submit(Job("small2", key="k"))]  # fmt: skip
+        requests = [batcher.submit(Pending("small1", key="k")), batcher.submit(Pending("big", key="k", sequences=40)),
+                batcher.submit(Pending("small2", key="k"))]  # fmt: skip
         model.release.set()
-        return await asyncio.gather(blocker, *jobs)
+        return await asyncio.gather(blocker, *requests)
 
     answers = scenario(body)
     assert answers[2] == "answer big"
@@ -130,11 +131,11 @@ def test_the_token_budget_limits_a_batch() -> None:
 
     async def body() -> None:
         batcher = make(model, max_batch_size=100, max_batch_tokens=1000)
-        blocker = batcher.submit(Job("blocker", key="k"))
+        blocker = batcher.submit(Pending("blocker", key="k"))
         await wait_entered(model)
-        jobs = [batcher.submit(Job(i, key="k", tokens=400)) for i in range(5)]
+        requests = [batcher.submit(Pending(i, key="k", tokens=400)) for i in range(5)]
         model.release.set()
-        await asyncio.gather(blocker, *jobs)
+        await asyncio.gather(blocker, *requests)
 
     scenario(body)
     assert model.batches == [["blocker"], [0, 1], [2, 3], [4]]
@@ -145,49 +146,49 @@ def test_only_equal_keys_share_a_batch_and_the_oldest_goes_first() -> None:
 
     async def body() -> None:
         batcher = make(model)
-        blocker = batcher.submit(Job("blocker", key="k1"))
+        blocker = batcher.submit(Pending("blocker", key="k1"))
         await wait_entered(model)
-        jobs = [batcher.submit(Job(name, key=key)) for name, key in
+        requests = [batcher.submit(Pending(name, key=key)) for name, key in
                 (("a1", "k1"), ("b1", "k2"), ("a2", "k1"), ("c1", None), ("b2", "k2"), ("c2", None))]  # fmt: skip
         model.release.set()
-        await asyncio.gather(blocker, *jobs)
+        await asyncio.gather(blocker, *requests)
 
     scenario(body)
     assert model.batches == [["blocker"], ["a1", "a2"], ["b1", "b2"], ["c1"], ["c2"]]
 
 
-def test_cancelled_jobs_are_dropped_and_the_rest_still_run() -> None:
+def test_cancelled_requests_are_dropped_and_the_rest_still_run() -> None:
     model = FakeModel(hold=1)
 
     async def body() -> list[Any]:
         batcher = make(model)
-        running = batcher.submit(Job("running", key="k"))
+        running = batcher.submit(Pending("running", key="k"))
         await wait_entered(model)
-        queued = [batcher.submit(Job(name, key="k")) for name in ("gone1", "kept", "gone2")]
+        queued = [batcher.submit(Pending(name, key="k")) for name in ("gone1", "kept", "gone2")]
         queued[0].cancel()
         queued[2].cancel()
         running.cancel()  # its connection closed while it ran: the answer is dropped
         model.release.set()
         kept = await queued[1]
         await batcher.idle()
-        after = await batcher.submit(Job("after", key="k"))
+        after = await batcher.submit(Pending("after", key="k"))
         return [kept, after]
 
     assert scenario(body) == ["answer kept", "answer after"]
     assert model.batches == [["running"], ["kept"], ["after"]]
 
 
-def test_a_failing_batch_fails_its_jobs_and_the_batcher_carries_on() -> None:
+def test_a_failing_batch_fails_its_requests_and_the_batcher_carries_on() -> None:
     model = FakeModel(hold=1, fail_on="bad")
 
     async def body() -> list[Any]:
         batcher = make(model)
-        blocker = batcher.submit(Job("blocker", key="k"))
+        blocker = batcher.submit(Pending("blocker", key="k"))
         await wait_entered(model)
-        doomed = [batcher.submit(Job("bad", key="k")), batcher.submit(Job("neighbour", key="k"))]
+        doomed = [batcher.submit(Pending("bad", key="k")), batcher.submit(Pending("neighbour", key="k"))]
         model.release.set()
         outcomes = await asyncio.gather(*doomed, return_exceptions=True)
-        return [await blocker, *outcomes, await batcher.submit(Job("next", key="k"))]
+        return [await blocker, *outcomes, await batcher.submit(Pending("next", key="k"))]
 
     blocker, bad, neighbour, following = scenario(body)
     assert blocker == "answer blocker" and following == "answer next"
@@ -198,7 +199,7 @@ def test_a_run_returning_the_wrong_number_of_results_is_an_error() -> None:
     async def body() -> BaseException | None:
         batcher = Batcher(lambda payloads: [], ThreadPoolExecutor(1), max_batch_size=4, max_batch_tokens=100)
         try:
-            await batcher.submit(Job("x"))
+            await batcher.submit(Pending("x"))
         except RuntimeError as exc:
             return exc
         return None
@@ -213,11 +214,11 @@ def test_reports_each_batch() -> None:
 
     async def body() -> None:
         batcher = make(model, reports=reports)
-        blocker = batcher.submit(Job("blocker", key="k", sequences=2, tokens=10))
+        blocker = batcher.submit(Pending("blocker", key="k", sequences=2, tokens=10))
         await wait_entered(model)
-        jobs = [batcher.submit(Job(i, key="k", sequences=3, tokens=20)) for i in range(3)]
+        requests = [batcher.submit(Pending(i, key="k", sequences=3, tokens=20)) for i in range(3)]
         model.release.set()
-        await asyncio.gather(blocker, *jobs)
+        await asyncio.gather(blocker, *requests)
 
     scenario(body)
     assert [(r.requests, r.sequences, r.tokens) for r in reports] == [(1, 2, 10), (3, 9, 60)]
@@ -229,11 +230,11 @@ def test_max_batch_size_one_turns_batching_off() -> None:
 
     async def body() -> None:
         batcher = make(model, max_batch_size=1)
-        blocker = batcher.submit(Job("blocker", key="k"))
+        blocker = batcher.submit(Pending("blocker", key="k"))
         await wait_entered(model)
-        jobs = [batcher.submit(Job(i, key="k")) for i in range(3)]
+        requests = [batcher.submit(Pending(i, key="k")) for i in range(3)]
         model.release.set()
-        await asyncio.gather(blocker, *jobs)
+        await asyncio.gather(blocker, *requests)
 
     scenario(body)
     assert model.batches == [["blocker"], [0], [1], [2]]

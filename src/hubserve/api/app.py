@@ -1,11 +1,14 @@
-"""Assemble the ASGI app: store, backend, controller and gateway live for the app's lifespan."""
+"""The ASGI app: the routers, the error handlers and the authentication layer; no service is built here.
+
+The composition root (hubserve.compose) hands ``build_app`` the context manager that builds the
+server's parts; they live for the app's lifespan and routes reach them through ``api.deps``.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from fastapi import FastAPI
 
@@ -20,18 +23,10 @@ from hubserve.api import (
     observability,
     sagemaker,
 )
+from hubserve.api.auth import Authentication
 from hubserve.api.errors import install_error_handlers
-from hubserve.asyncinf import AsyncInference
-from hubserve.backends.local import LocalBackend
-from hubserve.batch.runner import BatchJobRunner
-from hubserve.control.controller import Controller
-from hubserve.control.observe import Sampler
-from hubserve.gateway.gateway import Gateway
-from hubserve.metrics import Metrics
+from hubserve.services import Services
 from hubserve.settings import Settings
-from hubserve.storage import Storage
-from hubserve.store import EndpointStore
-from hubserve.store.batch_jobs import BatchJobStore
 
 GEN0_THRESHOLD = 10_000  # Python's default is 700
 
@@ -59,41 +54,21 @@ def collector_for_serving() -> Iterator[None]:
         gc.unfreeze()
 
 
-def create_app(settings: Settings) -> FastAPI:
-    home = settings.home_dir
+Lifespan = Callable[[Settings], contextlib.AbstractAsyncContextManager[Services]]
+
+
+def build_app(settings: Settings, running: Lifespan) -> FastAPI:
+    """Mount every router; ``running`` (the composition root) builds the services for the app's lifespan."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        home.mkdir(parents=True, exist_ok=True)
-        store = EndpointStore(settings.store_url)
-        app.state.storage = Storage(
-            [settings.storage_root, *settings.storage_roots], s3_endpoint_url=settings.s3_endpoint_url
-        )
-        controller = Controller(store, LocalBackend(home / "logs", zygote=settings.zygote), settings)
-        app.state.controller = controller
-        app.state.gateway = Gateway(controller)
-        await controller.start()
-        sampler = Sampler(controller, app.state.metrics, home / "logs")
-        sampler_task = asyncio.create_task(sampler.run_forever(), name="metrics-sampler")
-        app.state.async_inference = AsyncInference(controller, app.state.storage, settings)
-        await app.state.async_inference.start()
-        batch_store = BatchJobStore(settings.store_url)
-        app.state.batch_jobs = BatchJobRunner(batch_store, controller, app.state.storage, home / "batch-jobs")
-        await app.state.batch_jobs.start()
-        try:
+        async with running(settings) as services:
+            app.state.services = services
             with collector_for_serving():
                 yield
-        finally:
-            sampler_task.cancel()
-            await app.state.async_inference.stop()  # cut-short inferences go back to the queue first
-            await app.state.batch_jobs.stop()  # jobs stay running in the store and resume on the next start
-            await controller.stop()
-            store.close()
-            batch_store.close()
 
     app = FastAPI(title="hubserve", version=__version__, lifespan=lifespan)
     app.state.settings = settings
-    app.state.metrics = Metrics()
     install_error_handlers(app)
     app.include_router(management.router)
     app.include_router(invocation.router)
@@ -108,4 +83,6 @@ def create_app(settings: Settings) -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    if settings.token:
+        app.add_middleware(Authentication, token=settings.token)  # every route but auth.PUBLIC_ROUTES
     return app

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
+from hubserve.api import deps
 from hubserve.asyncinf import AsyncInference
 from hubserve.errors import ValidationError
 from hubserve.store.inferences import InferenceRecord
@@ -22,7 +23,7 @@ _STATUSES = ("queued", "running", "succeeded", "failed", "expired")
 
 
 def _service(request: Request) -> AsyncInference:
-    return request.app.state.async_inference  # type: ignore[no-any-return]
+    return deps.async_inference(request)
 
 
 @router.post(

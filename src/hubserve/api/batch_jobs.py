@@ -6,10 +6,10 @@ import datetime as dt
 from typing import Any
 
 import pydantic
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 
-from hubserve.api.auth import require_token
+from hubserve.api import deps
 from hubserve.api.errors import field_details
 from hubserve.api.management import prepare
 from hubserve.batch.parts import ERRORS_NAME, OUT_SUFFIX
@@ -20,11 +20,11 @@ from hubserve.errors import SpecError
 from hubserve.spec import BatchingSpec, DedicatedCompute, EndpointSpec, ModelSpec
 from hubserve.store.batch_jobs import BatchJobRecord, FileProgress
 
-router = APIRouter(prefix="/v1/batch-jobs", tags=["batch jobs"], dependencies=[Depends(require_token)])
+router = APIRouter(prefix="/v1/batch-jobs", tags=["batch jobs"])
 
 
 def _runner(request: Request) -> BatchJobRunner:
-    return request.app.state.batch_jobs  # type: ignore[no-any-return]
+    return deps.batch_jobs(request)
 
 
 def _invalid(field: str, message: str) -> SpecError:
@@ -59,7 +59,7 @@ def endpoint_spec_for(job: BatchJobRequest, controller: Controller, request: Req
             field = {"model.source": "model", "model.task": "task", "compute.instance": "instance"}.get(detail["field"], detail["field"])
             raise _invalid(field, detail["message"]) from None
         try:
-            spec, _ = prepare(spec, request.app.state.settings)
+            spec, _ = prepare(spec, deps.settings(request))
         except SpecError as exc:
             raise SpecError(exc.message.replace("The endpoint spec is invalid", "The batch job request is invalid"), details=exc.details) from None
     if job.batch_size is not None:  # the replica's batches hold exactly the job's chunks
@@ -111,7 +111,7 @@ def _rate(record: BatchJobRecord) -> float | None:
 @router.post("", status_code=201, summary="Create a batch transform job and start it")
 async def create_batch_job(request: Request, body: Any = Body(...)) -> JSONResponse:
     job = parse_request(body)
-    spec = endpoint_spec_for(job, request.app.state.controller, request)
+    spec = endpoint_spec_for(job, deps.controller(request), request)
     runner = _runner(request)
     record = await runner.create(job, spec)
     return JSONResponse(describe(*runner.get(record.id)), status_code=201)

@@ -9,10 +9,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse
 
-from hubserve.api.auth import require_token
+from hubserve.api import deps
 from hubserve.console import STATIC_DIR
 from hubserve.cost.model import price_usage
 from hubserve.cost.pricing import PricingError, load_pricing
@@ -26,7 +26,7 @@ from hubserve.tasks import TASKS
 _NO_CACHE = {"Cache-Control": "no-cache"}  # the files change with hubserve itself; revalidate each load
 
 pages = APIRouter(include_in_schema=False)
-data = APIRouter(tags=["console"], dependencies=[Depends(require_token)])
+data = APIRouter(tags=["console"])
 
 
 @pages.get("/")
@@ -62,7 +62,7 @@ async def options() -> dict[str, Any]:
 async def infer_task_of(request: Request, source: str, revision: str | None = None) -> dict[str, Any]:
     """Local folders go through the same resolution (and model_roots confinement) as a create; Hub ids
     are only looked up in the local cache, never downloaded from here."""
-    settings = request.app.state.settings
+    settings = deps.settings(request)
     return await asyncio.to_thread(_infer, source.strip(), revision, settings.model_roots or None, settings.hub_cache)
 
 
@@ -88,10 +88,10 @@ def _infer(source: str, revision: str | None, roots: list[Path] | None, hub_cach
 
 @data.get("/v1/endpoints/{name}/cost", summary="An endpoint's traffic over a window, priced serverless vs dedicated")
 async def endpoint_cost(request: Request, name: str, window: str = "1h") -> dict[str, Any]:
-    state = request.app.state
-    record, _ = state.controller.describe(name)  # 404 for an unknown endpoint
+    services = deps.services(request)
+    record, _ = services.controller.describe(name)  # 404 for an unknown endpoint
     seconds = parse_window(window)
-    metrics = state.metrics.summary(name, seconds)
+    metrics = services.metrics.summary(name, seconds)
     try:
         pricing = load_pricing()
     except PricingError as exc:

@@ -12,9 +12,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from hubserve.errors import HubserveError, SpecError, ValidationError
 
 
-def error_response(error: HubserveError) -> JSONResponse:
+def error_response(error: HubserveError, hf: bool = False) -> JSONResponse:
+    """hubserve's error body; ``hf``: Inference Endpoints' ``{"error": "<message>"}`` (what huggingface_hub prints)."""
     headers = {"x-amzn-ErrorType": error.type, **error.headers}
-    return JSONResponse(error.to_dict(), status_code=error.status, headers=headers)
+    body = {"error": error.message} if hf else error.to_dict()
+    return JSONResponse(body, status_code=error.status, headers=headers)
 
 
 def field_details(errors: list[Any]) -> list[dict[str, str]]:

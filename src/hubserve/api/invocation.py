@@ -1,19 +1,28 @@
-"""Invocation routes: the Hugging Face toolkit's and the SageMaker runtime's, one implementation.
+"""Invocation routes: the Hugging Face toolkit's and SageMaker InvokeEndpoint's, both through the gateway.
 
-The hot path: the body is read raw (bounded by the payload limit) and handed to the gateway
-as bytes; no per-request model validation happens in this process.
+The hot path: the body is read raw (bounded by the payload limit) and handed to the gateway as
+bytes in an ``Invocation``; no per-request model validation happens in this process. The gateway
+times it (latency headers, metrics, access line); the route only renders the dialect.
+``Accept: text/event-stream`` on the HF route asks for a stream: each part the replica sends is
+one server-sent event (``data: <part>``); a client that disconnects cancels the work in the replica.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
+from sse_starlette import EventSourceResponse
 
+from hubserve.api import deps
 from hubserve.api.errors import error_response
-from hubserve.api.sagemaker.runtime import runtime_headers, sagemaker_error
-from hubserve.errors import EndpointNotFound, HubserveError, PayloadTooLarge
+from hubserve.api.sagemaker.invocations import response_headers, sagemaker_error
+from hubserve.errors import HubserveError
+from hubserve.gateway import InvocationStream
+from hubserve.gateway.admission import payload_too_large
+from hubserve.types import Invocation
 
 router = APIRouter(tags=["invocation"])
 
@@ -23,72 +32,79 @@ _INVOKE_DOC = {
         "content": {"application/json": {"schema": {"type": "object", "properties": {"inputs": {}, "parameters": {"type": "object"}}, "required": ["inputs"]}}},
     }
 }
+EVENT_STREAM = "text/event-stream"
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused as soon as it is known to be over ``limit`` (never read whole first)."""
     declared = request.headers.get("content-length")
-    too_large = PayloadTooLarge(
-        f"The request body is larger than {limit // (1024 * 1024)} MB; send smaller batches, "
-        "or use asynchronous inference for large payloads."
-    )
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
+        raise payload_too_large(limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise too_large
+            raise payload_too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-async def _invoke(request: Request, name: str, sagemaker: bool) -> Response:
-    started = time.perf_counter()
-    state = request.app.state
-    body = b""
-    try:
-        body = await _read_body(request, state.settings.max_payload_bytes)
-        headers = request.headers
-        content_type = headers.get("content-type", "application/json")
-        accept = headers.get("accept", "application/json")
-        result = await state.gateway.invoke(name, body, content_type, accept)
-    except HubserveError as error:
-        model_header = error.headers.get("x-model-latency-ms")
-        overhead = (time.perf_counter() - started) * 1000.0 - float(model_header or 0.0)
-        error.headers["x-overhead-latency-ms"] = f"{overhead:.3f}"
-        response = _sagemaker_error(error, name) if sagemaker else error_response(error)
-        if not isinstance(error, EndpointNotFound):  # no figures (and no label) for names that do not exist
-            model_ms = float(model_header) if model_header is not None else None
-            state.metrics.invocation(name, error.status, model_ms, overhead, cold_start=False,
-                                     bytes_in=len(body), bytes_out=len(response.body))  # fmt: skip
-            state.controller.events.access(name, "POST", request.url.path, error.status, model_ms, overhead, False)
-        return response
-    overhead_ms = (time.perf_counter() - started) * 1000.0 - result.model_latency_ms
-    state.metrics.invocation(name, 200, result.model_latency_ms, overhead_ms, cold_start=result.cold_start,
-                             bytes_in=len(body), bytes_out=len(result.body))  # fmt: skip
-    state.controller.events.access(name, "POST", request.url.path, 200, result.model_latency_ms, overhead_ms,
-                                   result.cold_start)  # fmt: skip
-    response_headers = {
-        "x-model-latency-ms": f"{result.model_latency_ms:.3f}",
-        "x-overhead-latency-ms": f"{overhead_ms:.3f}",
-        "x-cold-start": "true" if result.cold_start else "false",
-    }
-    if sagemaker:
-        response_headers.update(runtime_headers(request.headers))
-    return Response(content=result.body, media_type=result.content_type, headers=response_headers)
-
-
-def _sagemaker_error(error: HubserveError, name: str) -> JSONResponse:
-    """The SageMaker runtime's error shape: the modelled code in x-amzn-ErrorType, the status and the body."""
-    return sagemaker_error(error, name)
+async def _invocation(request: Request, name: str, received: float) -> Invocation:
+    headers = request.headers
+    accept = headers.get("accept", "application/json")
+    stream = accept.startswith(EVENT_STREAM)
+    body = await _read_body(request, deps.settings(request).max_payload_bytes)
+    return Invocation(
+        endpoint=name, body=body, content_type=headers.get("content-type", "application/json"),
+        accept="application/json" if stream else accept,  # each part is JSON; the event framing is the route's
+        stream=stream, path=request.url.path, received=received,
+    )  # fmt: skip
 
 
 @router.post("/endpoints/{name}", summary="Invoke (Hugging Face inference toolkit shape)", openapi_extra=_INVOKE_DOC)
 async def invoke_hf(request: Request, name: str) -> Response:
-    return await _invoke(request, name, sagemaker=False)
+    received = time.perf_counter()
+    gateway = deps.gateway(request)
+    try:
+        invocation = await _invocation(request, name, received)
+        if invocation.stream:
+            return _event_stream(await gateway.stream(invocation))
+        result = await gateway.invoke(invocation)
+    except HubserveError as error:
+        _refused_by_route(request, name, error, received)
+        return error_response(error)
+    return Response(content=result.body, media_type=result.content_type, headers=result.latency_headers())
 
 
-@router.post("/endpoints/{name}/invocations", summary="Invoke (SageMaker runtime shape)", openapi_extra=_INVOKE_DOC)
+@router.post("/endpoints/{name}/invocations", summary="Invoke (SageMaker InvokeEndpoint shape)", openapi_extra=_INVOKE_DOC)
 async def invoke_sagemaker(request: Request, name: str) -> Response:
-    return await _invoke(request, name, sagemaker=True)
+    received = time.perf_counter()
+    gateway = deps.gateway(request)
+    try:
+        invocation = await _invocation(request, name, received)
+        invocation.stream = False  # SageMaker's response stream is its own route (event-stream framing)
+        result = await gateway.invoke(invocation)
+    except HubserveError as error:
+        _refused_by_route(request, name, error, received)
+        return sagemaker_error(error, name)
+    return Response(content=result.body, media_type=result.content_type,
+                    headers=response_headers(result.latency_headers(), request.headers))  # fmt: skip
+
+
+def _refused_by_route(request: Request, name: str, error: HubserveError, received: float) -> None:
+    """A body over the limit never reaches the gateway's layers; it is still timed and recorded there."""
+    if "x-overhead-latency-ms" not in error.headers:
+        deps.gateway(request).refused(Invocation(endpoint=name, path=request.url.path, received=received), error)
+
+
+def _event_stream(stream: InvocationStream) -> EventSourceResponse:
+    """Server-sent events, one per part; the first part is already here (errors came before the 200)."""
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        async for part in stream.parts():
+            if part.body or not part.final:
+                yield {"data": part.body.decode("utf-8", errors="replace")}
+
+    headers = {"x-cold-start": "true" if stream.cold_start else "false"}
+    return EventSourceResponse(events(), headers=headers, ping=15)

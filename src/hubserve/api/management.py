@@ -7,61 +7,68 @@ import statistics
 from typing import Any
 
 import pydantic
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 
-from hubserve.api.auth import require_token
+from hubserve.api.deps import ServicesDep
 from hubserve.api.errors import spec_error
-from hubserve.control.controller import Controller, EndpointRuntime
+from hubserve.control.live import EndpointLive
 from hubserve.errors import EndpointExists, SpecError
 from hubserve.models import sources
+from hubserve.services import Services
 from hubserve.settings import Settings
 from hubserve.spec import INSTANCE_SIZES, DedicatedCompute, EndpointSpec, EndpointState, merge_patch
 from hubserve.store import EndpointRecord
 
-router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"], dependencies=[Depends(require_token)])
+router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 
 
-def _controller(request: Request) -> Controller:
-    return request.app.state.controller  # type: ignore[no-any-return]
+def describe(services: Services, name: str, base_url: str) -> dict[str, Any]:
+    """The spec as the user wrote it, plus what control, the gateway and the async queue observe."""
+    record, live = services.controller.describe(name)
+    return describe_record(services, record, live, base_url)
 
 
-def describe(record: EndpointRecord, runtime: EndpointRuntime, base_url: str) -> dict[str, Any]:
-    """The spec as the user wrote it, plus what we observe."""
+def describe_record(services: Services, record: EndpointRecord, live: EndpointLive, base_url: str) -> dict[str, Any]:
+    traffic = services.gateway.traffic.get(record.name)
+    if traffic is not None and traffic.owner is not live:
+        traffic = None  # counters of an earlier endpoint of the same name
+    queued, running = services.async_inference.dispatcher.backlog(record.name)
+    generation = live.generation
     return {
         **record.spec.model_dump(mode="json"),
-        "state": runtime.state.value,
-        "reason": runtime.reason,
+        "state": live.state.value,
+        "reason": live.reason,
         "url": f"{base_url}/endpoints/{record.name}",
         "replicas": {
-            "ready": len(runtime.serving),
-            "starting": runtime.starting,
-            "desired": _desired_replicas(record, runtime),
+            "ready": len(live.replicas),
+            "starting": live.starting,
+            "desired": _desired_replicas(record, live),
         },
-        "requests": {"in_flight": runtime.in_flight, "held": runtime.held},
-        "asyncQueue": {"queued": runtime.async_queued, "running": runtime.async_running},
-        "runtime": runtime.runtime_info,
-        "batching_limits": runtime.batching_info,
-        "cold_starts": runtime.cold_starts,
-        "throttles": runtime.throttles,
-        "model_setup_ms": _setup_summary(runtime),
+        "requests": {"in_flight": traffic.in_flight if traffic else 0, "held": traffic.held if traffic else 0},
+        "asyncQueue": {"queued": queued, "running": running},
+        "runtime": generation.runtime_info if generation else None,
+        "batching_limits": generation.batching_info if generation else None,
+        "cold_starts": traffic.cold_starts if traffic else 0,
+        "throttles": traffic.throttles if traffic else 0,
+        "model_setup_ms": _setup_summary(live),
         "notes": record.notes,
         "created_at": record.created_at.isoformat(),
         "updated_at": record.updated_at.isoformat(),
     }
 
 
-def _desired_replicas(record: EndpointRecord, runtime: EndpointRuntime) -> int:
-    if record.desired == "paused" or runtime.state in (EndpointState.FAILED, EndpointState.DELETING):
+def _desired_replicas(record: EndpointRecord, live: EndpointLive) -> int:
+    if record.desired == "paused" or live.state in (EndpointState.FAILED, EndpointState.DELETING):
         return 0
-    return runtime.desired if runtime.deployed else 1
+    return live.desired if live.deployed else 1
 
 
-def _setup_summary(runtime: EndpointRuntime) -> dict[str, float] | None:
+def _setup_summary(live: EndpointLive) -> dict[str, float] | None:
     """ModelSetupTime of the replicas started by scaling: how long a cold start's replica took."""
-    if not runtime.model_setup_ms:
+    if not live.model_setup_ms:
         return None
-    return {"last": round(runtime.model_setup_ms[-1], 1), "p50": round(statistics.median(runtime.model_setup_ms), 1)}
+    return {"last": round(live.model_setup_ms[-1], 1), "p50": round(statistics.median(live.model_setup_ms), 1)}
 
 
 def _base_url(request: Request) -> str:
@@ -112,48 +119,47 @@ def _has_gpu() -> bool:
 
 
 @router.post("", status_code=201, summary="Create an endpoint")
-async def create_endpoint(request: Request, spec: EndpointSpec) -> JSONResponse:
-    controller = _controller(request)
-    spec, notes = prepare(spec, request.app.state.settings)
+async def create_endpoint(request: Request, services: ServicesDep, spec: EndpointSpec) -> JSONResponse:
+    spec, notes = prepare(spec, services.settings)
     try:
-        controller.create(spec, notes)
+        services.controller.create(spec, notes)
     except KeyError:
         raise EndpointExists(spec.name) from None
-    return JSONResponse(describe(*controller.describe(spec.name), _base_url(request)), status_code=201)
+    return JSONResponse(describe(services, spec.name, _base_url(request)), status_code=201)
 
 
 @router.get("", summary="List endpoints")
-async def list_endpoints(request: Request) -> dict[str, Any]:
+async def list_endpoints(request: Request, services: ServicesDep) -> dict[str, Any]:
     base_url = _base_url(request)
-    return {"items": [describe(record, runtime, base_url) for record, runtime in _controller(request).list()]}
+    return {"items": [describe_record(services, record, live, base_url) for record, live in services.controller.list()]}
 
 
 @router.get("/{name}", summary="Describe an endpoint")
-async def get_endpoint(request: Request, name: str) -> dict[str, Any]:
-    return describe(*_controller(request).describe(name), _base_url(request))
+async def get_endpoint(request: Request, services: ServicesDep, name: str) -> dict[str, Any]:
+    return describe(services, name, _base_url(request))
 
 
-def _apply_update(request: Request, spec: EndpointSpec) -> dict[str, Any]:
-    controller = _controller(request)
-    spec, notes = prepare(spec, request.app.state.settings)
-    controller.update(spec, notes)
-    return describe(*controller.describe(spec.name), _base_url(request))
+def _apply_update(request: Request, services: Services, spec: EndpointSpec) -> dict[str, Any]:
+    spec, notes = prepare(spec, services.settings)
+    services.controller.update(spec, notes)
+    return describe(services, spec.name, _base_url(request))
 
 
 @router.put("/{name}", summary="Replace an endpoint's spec (rolling update)")
-async def replace_endpoint(request: Request, name: str, spec: EndpointSpec) -> dict[str, Any]:
-    _controller(request).describe(name)  # 404 before validation of the name
+async def replace_endpoint(request: Request, services: ServicesDep, name: str, spec: EndpointSpec) -> dict[str, Any]:
+    services.controller.describe(name)  # 404 before validation of the name
     if spec.name != name:
         raise SpecError(
             f"The endpoint spec is invalid: name: '{spec.name}' does not match the URL's '{name}'; endpoints cannot be renamed",
             details=[{"field": "name", "message": "must match the endpoint name in the URL"}],
         )
-    return _apply_update(request, spec)
+    return _apply_update(request, services, spec)
 
 
 @router.patch("/{name}", summary="Change part of an endpoint's spec (JSON merge patch)")
-async def patch_endpoint(request: Request, name: str, patch: dict[str, Any] = Body(...)) -> dict[str, Any]:
-    record, _ = _controller(request).describe(name)
+async def patch_endpoint(request: Request, services: ServicesDep, name: str,
+                         patch: dict[str, Any] = Body(...)) -> dict[str, Any]:  # fmt: skip
+    record, _ = services.controller.describe(name)
     merged = merge_patch(record.spec.model_dump(mode="json"), patch)
     if merged.get("name") != name:
         raise SpecError(
@@ -166,32 +172,28 @@ async def patch_endpoint(request: Request, name: str, patch: dict[str, Any] = Bo
         spec = EndpointSpec.model_validate(merged)
     except pydantic.ValidationError as exc:
         raise spec_error(list(exc.errors())) from None
-    return _apply_update(request, spec)
+    return _apply_update(request, services, spec)
 
 
 @router.delete("/{name}", status_code=202, summary="Delete an endpoint")
-async def delete_endpoint(request: Request, name: str) -> JSONResponse:
-    controller = _controller(request)
-    controller.delete(name)
-    return JSONResponse(describe(*controller.describe(name), _base_url(request)), status_code=202)
+async def delete_endpoint(request: Request, services: ServicesDep, name: str) -> JSONResponse:
+    services.controller.delete(name)
+    return JSONResponse(describe(services, name, _base_url(request)), status_code=202)
 
 
 @router.post("/{name}/pause", summary="Stop an endpoint's replicas, keeping its spec")
-async def pause_endpoint(request: Request, name: str) -> dict[str, Any]:
-    controller = _controller(request)
-    controller.pause(name)
-    return describe(*controller.describe(name), _base_url(request))
+async def pause_endpoint(request: Request, services: ServicesDep, name: str) -> dict[str, Any]:
+    services.controller.pause(name)
+    return describe(services, name, _base_url(request))
 
 
 @router.post("/{name}/scale-to-zero", summary="Stop every replica now; the next invocation starts one")
-async def scale_endpoint_to_zero(request: Request, name: str) -> dict[str, Any]:
-    controller = _controller(request)
-    await controller.scale_to_zero(name)
-    return describe(*controller.describe(name), _base_url(request))
+async def scale_endpoint_to_zero(request: Request, services: ServicesDep, name: str) -> dict[str, Any]:
+    await services.controller.scale_to_zero(name)
+    return describe(services, name, _base_url(request))
 
 
 @router.post("/{name}/resume", summary="Start a paused (or failed) endpoint again")
-async def resume_endpoint(request: Request, name: str) -> dict[str, Any]:
-    controller = _controller(request)
-    controller.resume(name)
-    return describe(*controller.describe(name), _base_url(request))
+async def resume_endpoint(request: Request, services: ServicesDep, name: str) -> dict[str, Any]:
+    services.controller.resume(name)
+    return describe(services, name, _base_url(request))

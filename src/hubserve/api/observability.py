@@ -5,42 +5,41 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from hubserve.api.auth import require_token
+from hubserve.api.deps import ServicesDep
 from hubserve.logs import parse_since, read_logs
 from hubserve.logs.format import now_stamp
 from hubserve.metrics import parse_window
 
-router = APIRouter(tags=["observability"], dependencies=[Depends(require_token)])
+router = APIRouter(tags=["observability"])
 
 
 @router.get("/v1/endpoints/{name}/metrics", summary="An endpoint's metrics over a rolling window")
-async def endpoint_metrics(request: Request, name: str, window: str = "1h") -> dict[str, Any]:
+async def endpoint_metrics(services: ServicesDep, name: str, window: str = "1h") -> dict[str, Any]:
     """Counts, latencies (avg/p50/p90/p99/max), cold starts, levels; ``window``: 60s, 5m, 1h (the most kept)."""
     seconds = parse_window(window)
-    request.app.state.controller.describe(name)  # 404 for an unknown endpoint
-    body = request.app.state.metrics.summary(name, seconds)
+    services.controller.describe(name)  # 404 for an unknown endpoint
+    body = services.metrics.summary(name, seconds)
     return {"endpoint": name, "window": window, "window_s": seconds, "resolution_s": 60, **body}
 
 
 @router.get("/metrics", summary="Prometheus metrics of every endpoint", response_class=Response)
-async def prometheus(request: Request) -> Response:
+async def prometheus(services: ServicesDep) -> Response:
     """The stock Prometheus text format; behind the management token when one is set."""
-    return Response(request.app.state.metrics.prometheus_text(), media_type=CONTENT_TYPE_LATEST)
+    return Response(services.metrics.prometheus_text(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/v1/endpoints/{name}/logs", summary="An endpoint's logs: its replicas' output and hubserve's events")
 async def endpoint_logs(
-    request: Request, name: str, since: str | None = None, tail: int = 200, source: str | None = None
+    services: ServicesDep, name: str, since: str | None = None, tail: int = 200, source: str | None = None
 ) -> dict[str, Any]:
     """Lines in time order, the last ``tail`` at or after ``since`` (a time or 30s / 5m / 2h); ``source``:
     ``hubserve`` or a replica id. ``next_since`` continues from here (the CLI's --follow)."""
-    state = request.app.state
-    state.controller.describe(name)  # 404 for an unknown endpoint
-    folder = state.settings.home_dir / "logs" / name
+    services.controller.describe(name)  # 404 for an unknown endpoint
+    folder = services.settings.home_dir / "logs" / name
     start = parse_since(since)
     lines = await asyncio.to_thread(read_logs, folder, start, tail, source)
     last = lines[-1].time if lines else (start or now_stamp())

@@ -4,9 +4,10 @@ One loop per server. Each pass (on a kick from a new inference, or every
 ``async_poll_interval_s``) expires queued rows past their TTL, publishes the backlog on each
 endpoint's runtime (the autoscaler counts it as demand, so queued work starts replicas of a
 scaled-to-zero endpoint), and claims work for each endpoint up to ``replicas x slots`` at once.
-An inference runs through the real invocation path: ``Controller.acquire`` (which holds through
-a cold start) -> one frame whose body the replica reads from a local file -> release. Results
-and failures are written through fsspec; webhooks are fired without waiting.
+An inference runs through the gateway like any invocation (kind ``async``: admission, holding
+through a cold start, the replica reads the payload from its location itself, timing and
+metrics), with the inference's processing timeout as its deadline. Results and failures are
+written through fsspec; webhooks are fired without waiting.
 
 At-least-once: a claim counts an attempt; a replica that dies, a cold start that fails, or a
 result that cannot be written puts the inference back in the queue until ``max_attempts``; rows a
@@ -23,17 +24,27 @@ import os
 import secrets
 import socket
 import time
-from typing import Any
+from collections.abc import Sized
+from typing import Any, Protocol
 
-from hubserve.asyncinf import payloads
 from hubserve.asyncinf.notify import Notifier
-from hubserve.control.controller import Controller
-from hubserve.control.runtime import EndpointRuntime
-from hubserve.errors import EndpointNotFound, HubserveError, ModelNotReady, ReplicaCrashed, Throttled
+from hubserve.errors import (
+    EndpointNotFound,
+    HubserveError,
+    InputUnreadable,
+    InvocationTimeout,
+    ModelNotReady,
+    OutputUnwritable,
+    ReplicaCrashed,
+    RequestExpired,
+    ServerRestarted,
+    Throttled,
+)
 from hubserve.settings import Settings
-from hubserve.spec import EndpointState
+from hubserve.spec import EndpointSpec, EndpointState
 from hubserve.storage import Location, Storage
 from hubserve.store.inferences import EXPIRED, FAILED, QUEUED, RUNNING, SUCCEEDED, InferenceRecord, InferenceStore
+from hubserve.types import Invocation, Invoker
 
 log = logging.getLogger("hubserve.async")
 
@@ -44,20 +55,46 @@ _RETRY_BACKOFF_S = 1.0
 class _Retry(Exception):
     """An attempt failed for a reason another attempt may not meet (replica death, cold start, storage)."""
 
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(message)
-        self.error_type = error_type
-        self.message = message
+    def __init__(self, error: HubserveError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class LiveEndpoint(Protocol):
+    """What the queue reads of an endpoint's live state (control's ``EndpointLive``)."""
+
+    @property
+    def state(self) -> EndpointState: ...
+
+    @property
+    def spec(self) -> EndpointSpec | None: ...
+
+    @property
+    def replicas(self) -> Sized: ...
+
+    @property
+    def max_concurrency(self) -> int | None: ...
+
+    @property
+    def per_replica(self) -> int | None: ...
+
+
+class Endpoints(Protocol):
+    """Control, as the async queue sees it."""
+
+    def live(self, name: str) -> LiveEndpoint | None: ...
+
+    def stored_spec(self, name: str) -> EndpointSpec | None: ...
 
 
 class Dispatcher:
     """Runs the queue of every endpoint; `kick` after queueing work so it starts at once."""
 
-    def __init__(
-        self, store: InferenceStore, controller: Controller, storage: Storage, settings: Settings, notifier: Notifier
-    ) -> None:
+    def __init__(self, store: InferenceStore, endpoints: Endpoints, invoker: Invoker, storage: Storage,
+                 settings: Settings, notifier: Notifier) -> None:  # fmt: skip
         self._store = store
-        self._controller = controller
+        self._endpoints = endpoints
+        self._invoker = invoker
         self._storage = storage
         self._settings = settings
         self._notifier = notifier
@@ -67,7 +104,7 @@ class Dispatcher:
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._active: dict[str, int] = {}
         self._backoff_until: dict[str, float] = {}
-        self._published: set[str] = set()
+        self._counts: dict[str, dict[str, int]] = {}
 
     async def start(self) -> None:
         await self._recover()
@@ -105,48 +142,48 @@ class Dispatcher:
                 f"still queued at {row.expires_at.isoformat()}, the end of its time to live "
                 "(X-Amzn-SageMaker-RequestTTLSeconds); it was never run"
             )
-            await self._fail(row, "RequestExpired", message, row.attempts, status=EXPIRED, from_status=QUEUED)
-        counts = self._store.counts()
-        self._publish(counts)
+            await self._fail(row, RequestExpired(message), row.attempts, status=EXPIRED, from_status=QUEUED)
+        counts = self._counts = self._store.counts()
         now = time.monotonic()
         for endpoint, count in counts.items():
             if count[QUEUED] == 0 or now < self._backoff_until.get(endpoint, 0.0):
                 continue
-            runtime = self._controller.runtime(endpoint)
-            if runtime is None:
+            live = self._endpoints.live(endpoint)
+            if live is None:
                 await self._fail_orphaned_endpoint(endpoint)
                 continue
-            if runtime.state in _WAITING_STATES:
+            if live.state in _WAITING_STATES:
                 continue  # paused or failed: the work waits (until its TTL) for a resume
-            room = self._capacity(runtime) - self._active.get(endpoint, 0)
+            room = self._capacity(live) - self._active.get(endpoint, 0)
             if room <= 0:
                 continue
             for row in self._store.oldest_queued(endpoint, room):
                 if self._store.claim(endpoint, row.id, self.owner):
                     self._start(row)
 
-    def _publish(self, counts: dict[str, dict[str, int]]) -> None:
-        """The backlog metric: on each endpoint's runtime, where describe and the autoscaler read it."""
-        for endpoint in self._published - set(counts):
-            runtime = self._controller.runtime(endpoint)
-            if runtime is not None:
-                runtime.async_queued = runtime.async_running = 0
-        for endpoint, count in counts.items():
-            runtime = self._controller.runtime(endpoint)
-            if runtime is not None:
-                runtime.async_queued, runtime.async_running = count[QUEUED], count["running"]
-        self._published = set(counts)
+    # --- the backlog: control's Demand (queued work starts replicas) and describe's figures ---
 
-    def _capacity(self, runtime: EndpointRuntime) -> int:
+    def demand(self, name: str) -> int:
+        count = self._counts.get(name)
+        return count[QUEUED] if count is not None else 0
+
+    def last_activity(self, name: str) -> float:
+        return 0.0  # queued work is demand, not activity: the gateway records the invocations themselves
+
+    def backlog(self, name: str) -> tuple[int, int]:
+        """(queued, running) inferences of the endpoint, as of the last pass."""
+        count = self._counts.get(name)
+        return (count[QUEUED], count[RUNNING]) if count is not None else (0, 0)
+
+    def _capacity(self, live: LiveEndpoint) -> int:
         """Inferences sent to the endpoint at once: ready replicas (at least one, to wake it) x slots."""
-        policy = runtime.policy
-        per_replica = policy.per_replica if policy is not None else self._settings.serverless_slots_per_replica
-        spec = runtime.spec
+        per_replica = live.per_replica or self._settings.serverless_slots_per_replica
+        spec = live.spec
         if spec is not None and spec.async_inference and spec.async_inference.max_concurrent_invocations_per_replica:
             per_replica = spec.async_inference.max_concurrent_invocations_per_replica
-        capacity = max(1, len(runtime.serving)) * per_replica
-        if policy is not None and policy.max_concurrency is not None:
-            capacity = min(capacity, policy.max_concurrency)
+        capacity = max(1, len(live.replicas)) * per_replica
+        if live.max_concurrency is not None:
+            capacity = min(capacity, live.max_concurrency)
         return capacity
 
     def _start(self, row: InferenceRecord) -> None:
@@ -172,94 +209,87 @@ class Dispatcher:
             self._store.requeue(row.endpoint, row.id, refund_attempt=True)  # a shutdown is no attempt
             raise
         except _Retry as retry:
+            error = retry.error
             if attempt >= row.max_attempts:
-                await self._fail(row, retry.error_type, f"{retry.message} (gave up after {attempt} attempts)", attempt)
+                error.message = f"{error.message} (gave up after {attempt} attempts)"
+                await self._fail(row, error, attempt)
             else:
-                log.warning("async inference %s/%s attempt %d failed, retrying: %s", row.endpoint, row.id, attempt, retry.message)
-                self._store.requeue(row.endpoint, row.id, refund_attempt=False, error_type=retry.error_type, error=retry.message)
+                log.warning("async inference %s/%s attempt %d failed, retrying: %s", row.endpoint, row.id, attempt, error.message)
+                self._store.requeue(row.endpoint, row.id, refund_attempt=False, error_type=error.type, error=error.message)
                 self._backoff_until[row.endpoint] = time.monotonic() + _RETRY_BACKOFF_S
         except Exception as exc:  # a bug must fail this inference, not the dispatcher
             log.exception("async inference %s/%s failed", row.endpoint, row.id)
-            await self._fail(row, "InternalFailure", f"internal error: {type(exc).__name__}: {exc}", attempt)
+            await self._fail(row, HubserveError(f"internal error: {type(exc).__name__}: {exc}"), attempt)
 
     async def _attempt(self, row: InferenceRecord) -> None:
         attempt = row.attempts + 1
         try:
-            body_path = await self._local_input(row)
+            body_url = await self._payload_url(row)
         except (HubserveError, OSError, ValueError) as exc:
-            return await self._fail(row, "InputError", f"the input at {row.input_location} cannot be read: {_reason(exc)}", attempt)
+            error = InputUnreadable(f"the input at {row.input_location} cannot be read: {_reason(exc)}")
+            return await self._fail(row, error, attempt)
+        invocation = Invocation(
+            endpoint=row.endpoint, body_url=body_url, content_type=row.content_type, accept=row.accept,
+            deadline=time.monotonic() + row.timeout_s, kind="async", path=f"/endpoints/{row.endpoint}/async-invocations",
+        )  # fmt: skip
         try:
-            lease = await self._controller.acquire(row.endpoint)
+            result = await self._invoker.invoke(invocation)
         except Throttled:
             self._store.requeue(row.endpoint, row.id, refund_attempt=True)  # realtime traffic has the slots
             self._backoff_until[row.endpoint] = time.monotonic() + _RETRY_BACKOFF_S
             return
-        except EndpointNotFound as exc:
-            return await self._fail(row, exc.type, exc.message, attempt)
-        except ModelNotReady as exc:
-            raise _Retry(exc.type, exc.message) from None
-        try:
-            response = await asyncio.wait_for(lease.channel.call(b"", row.content_type, row.accept, body_path), row.timeout_s)
-        except asyncio.TimeoutError:
+        except InvocationTimeout:
             message = (
                 f"the model did not answer within {row.timeout_s}s (X-Amzn-SageMaker-InvocationTimeoutSeconds); "
-                "the replica may still finish the work, but its answer is dropped"
+                "the work was cancelled in the replica"
             )
-            return await self._fail(row, "InvocationTimeout", message, attempt)
-        except ReplicaCrashed as exc:
-            raise _Retry(exc.type, exc.message) from None
-        except HubserveError as exc:  # e.g. the replica was stopped for its memory: ModelError
-            return await self._fail(row, exc.type, exc.message, attempt)
-        finally:
-            lease.release()
-        if not response.ok:
-            return await self._fail(row, response.error_type or "ModelError", response.error_message, attempt)
+            return await self._fail(row, InvocationTimeout(message), attempt)
+        except (ModelNotReady, ReplicaCrashed) as exc:
+            raise _Retry(exc) from None
+        except HubserveError as exc:  # the model's own errors, an unknown endpoint, a memory breach: final
+            return await self._fail(row, exc, attempt)
         output = self._storage.resolve(row.output_location)
         try:
-            await asyncio.to_thread(_write_bytes, output, response.body)
+            await asyncio.to_thread(_write_bytes, output, result.body)
         except (OSError, ValueError) as exc:
-            raise _Retry("OutputWriteError", f"the result could not be written to {output.url}: {_reason(exc)}") from None
-        if self._store.finish(row.endpoint, row.id, SUCCEEDED, output_content_type=response.content_type):
+            raise _Retry(OutputUnwritable(f"the result could not be written to {output.url}: {_reason(exc)}")) from None
+        if self._store.finish(row.endpoint, row.id, SUCCEEDED, output_content_type=result.content_type):
             await asyncio.to_thread(self._clean_inputs, row)
             self._notify(row, SUCCEEDED, {"outputLocation": row.output_location})
 
-    async def _local_input(self, row: InferenceRecord) -> str:
-        """A local file the replica can read: the stored payload, the user's file, or an S3 download."""
+    async def _payload_url(self, row: InferenceRecord) -> str:
+        """Where the replica reads the payload itself: the stored payload or the user's file or S3 object."""
         source = self._storage.resolve(row.input_location)
-        if not source.url.startswith("s3://"):
-            if not source.exists():
-                raise ValueError("the file does not exist (any more)")
-            return source.path
-        target = payloads.download_location(self._storage, row.endpoint, row.id)
-        await asyncio.to_thread(payloads.copy_to_local, source, target)
-        return target.path
+        if not await asyncio.to_thread(source.exists):
+            raise ValueError("it does not exist (any more)")
+        return source.url if source.url.startswith("s3://") else source.path
 
     # --- outcomes ------------------------------------------------------------------------
 
     async def _fail(
-        self, row: InferenceRecord, error_type: str, message: str, attempt: int, *,
-        status: str = FAILED, from_status: str = RUNNING,
+        self, row: InferenceRecord, error: HubserveError, attempt: int, *, status: str = FAILED, from_status: str = RUNNING,
     ) -> None:  # fmt: skip
         """Write ``<id>.error.json`` (before the status says so), record the failure, drop our copies
         of the input, call the error webhook."""
         document = {
             "inferenceId": row.id, "endpoint": row.endpoint, "status": status,
-            "error": {"type": error_type, "message": message}, "attempts": attempt,
+            "error": {"type": error.type, "message": error.message}, "attempts": attempt,
         }  # fmt: skip
         try:
             failure = self._storage.resolve(row.failure_location)
             await asyncio.to_thread(_write_bytes, failure, json.dumps(document, indent=2).encode())
         except (HubserveError, OSError, ValueError) as exc:
             log.warning("could not write the failure of %s/%s to %s: %s", row.endpoint, row.id, row.failure_location, exc)
-        if not self._store.finish(row.endpoint, row.id, status, from_status=from_status, error_type=error_type, error=message):
+        if not self._store.finish(
+            row.endpoint, row.id, status, from_status=from_status, error_type=error.type, error=error.message
+        ):
             return  # someone else settled it first
         await asyncio.to_thread(self._clean_inputs, row)
         self._notify(row, status, {"failureLocation": row.failure_location, "error": document["error"]})
 
     def _notify(self, row: InferenceRecord, status: str, extra: dict[str, Any]) -> None:
-        try:
-            spec = self._controller.describe(row.endpoint)[0].spec
-        except EndpointNotFound:
+        spec = self._endpoints.stored_spec(row.endpoint)
+        if spec is None:
             return
         notification = spec.async_inference.notification if spec.async_inference else None
         if notification is None:
@@ -269,11 +299,10 @@ class Dispatcher:
             self._notifier.send(url, {"inferenceId": row.id, "endpoint": row.endpoint, "status": status, **extra})
 
     def _clean_inputs(self, row: InferenceRecord) -> None:
-        """Inputs hubserve made (inline payloads, S3 downloads) go once the inference is over."""
+        """Inputs hubserve made (inline payloads) go once the inference is over."""
         try:
             if row.input_owned:
                 self._storage.resolve(row.input_location).remove()
-            payloads.download_location(self._storage, row.endpoint, row.id).remove()
         except (HubserveError, OSError) as exc:
             log.warning("could not remove the input of %s/%s: %s", row.endpoint, row.id, exc)
 
@@ -284,16 +313,19 @@ class Dispatcher:
         for row in self._store.orphans():
             message = f"the server stopped during attempt {row.attempts} of {row.max_attempts}"
             if row.attempts >= row.max_attempts:
-                await self._fail(row, "ServerRestarted", f"{message}; no attempts left", row.attempts)
+                await self._fail(row, ServerRestarted(f"{message}; no attempts left"), row.attempts)
             else:
                 log.warning("async inference %s/%s: %s; queued again", row.endpoint, row.id, message)
-                self._store.requeue(row.endpoint, row.id, refund_attempt=False, error_type="ServerRestarted", error=message)
+                restarted = ServerRestarted(message)
+                self._store.requeue(row.endpoint, row.id, refund_attempt=False, error_type=restarted.type, error=message)
 
     async def _fail_orphaned_endpoint(self, endpoint: str) -> None:
         """Queued work of an endpoint that was deleted fails with a reason instead of waiting forever."""
         for row in self._store.oldest_queued(endpoint, 1000):
             message = f"endpoint '{endpoint}' was deleted before this inference ran"
-            await self._fail(row, "EndpointNotFound", message, row.attempts, from_status=QUEUED)
+            error = EndpointNotFound(endpoint)
+            error.message = message
+            await self._fail(row, error, row.attempts, from_status=QUEUED)
 
 
 def _write_bytes(location: Location, data: bytes) -> None:

@@ -32,6 +32,7 @@ class Notifier:
         task.add_done_callback(self._tasks.discard)
 
     async def _deliver(self, url: str, payload: dict[str, Any]) -> None:
+        reason = "no attempt was made"
         for attempt in range(self._attempts):
             try:
                 response = await self._http.post(url, json=payload)

@@ -2,9 +2,8 @@
 
 Inline payloads are streamed chunk by chunk into ``<storage_root>/async/<endpoint>/payloads/``
 (written through a thread in 1 MiB slices and fsynced before the 202): the server holds at
-most one slice, whatever the payload's size. Replicas read that local file themselves; an
-``s3://`` input is first downloaded there by the dispatcher, so the replica protocol only
-ever carries a path.
+most one slice, whatever the payload's size. Replicas read the payload themselves, from that
+local file or from the user's ``s3://`` object (the invocation carries its URL, never its bytes).
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from hubserve.errors import PayloadTooLarge, ValidationError
 from hubserve.storage import Location, Storage
 
 _SLICE_BYTES = 1 << 20
-COPY_CHUNK_BYTES = 8 << 20
 
 
 def endpoint_root(storage: Storage, endpoint: str) -> Location:
@@ -30,11 +28,6 @@ def endpoint_root(storage: Storage, endpoint: str) -> Location:
 def new_payload_location(storage: Storage, endpoint: str, inference_id: str) -> Location:
     """A fresh file for an inline payload (unique: two requests with one id never share a file)."""
     return endpoint_root(storage, endpoint).child("payloads", f"{inference_id}.{secrets.token_hex(4)}.in")
-
-
-def download_location(storage: Storage, endpoint: str, inference_id: str) -> Location:
-    """Where an ``s3://`` input is copied for the replica to read."""
-    return endpoint_root(storage, endpoint).child("payloads", f"{inference_id}.download")
 
 
 def result_locations(storage: Storage, endpoint: str, inference_id: str, prefix: str | None) -> tuple[Location, Location]:
@@ -87,13 +80,6 @@ async def write_stream(location: Location, chunks: AsyncIterator[bytes], limit: 
         await asyncio.to_thread(_discard, file, location)
         raise
     return size
-
-
-def copy_to_local(source: Location, target: Location) -> None:
-    """Copy (in a thread) ``source`` to a local file, chunk by chunk; used for s3:// inputs."""
-    with source.open("rb") as reader, target.open("wb") as writer:
-        while chunk := reader.read(COPY_CHUNK_BYTES):
-            writer.write(chunk)
 
 
 async def _aprepend(first: bytes, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -13,14 +13,14 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from hubserve.asyncinf import payloads
-from hubserve.asyncinf.dispatcher import Dispatcher
+from hubserve.asyncinf.dispatcher import Dispatcher, Endpoints
 from hubserve.asyncinf.notify import Notifier
 from hubserve.asyncinf.request import H_INPUT_LOCATION, AsyncRequest, parse, reference_fields
-from hubserve.control.controller import Controller
 from hubserve.errors import EndpointNotFound, InferenceNotFound, PayloadTooLarge, ValidationError
 from hubserve.settings import Settings
 from hubserve.storage import Storage
 from hubserve.store.inferences import InferenceRecord, InferenceStore
+from hubserve.types import Invoker
 
 _PEEK_BYTES = 64 * 1024  # a by-reference JSON body is small; anything bigger is a payload
 
@@ -28,13 +28,14 @@ _PEEK_BYTES = 64 * 1024  # a by-reference JSON body is small; anything bigger is
 class AsyncInference:
     """The queue's store, the dispatcher that drains it, and the webhooks, for one server."""
 
-    def __init__(self, controller: Controller, storage: Storage, settings: Settings) -> None:
-        self.store = InferenceStore(settings.store_url)
-        self._controller = controller
+    def __init__(self, store: InferenceStore, endpoints: Endpoints, invoker: Invoker, storage: Storage,
+                 settings: Settings) -> None:  # fmt: skip
+        self.store = store
+        self._endpoints = endpoints
         self._storage = storage
         self._settings = settings
         self._notifier = Notifier()
-        self.dispatcher = Dispatcher(self.store, controller, storage, settings, self._notifier)
+        self.dispatcher = Dispatcher(store, endpoints, invoker, storage, settings, self._notifier)
 
     async def start(self) -> None:
         await self.dispatcher.start()
@@ -42,13 +43,12 @@ class AsyncInference:
     async def stop(self) -> None:
         await self.dispatcher.stop()
         await self._notifier.close()
-        self.store.close()
 
     async def submit(
         self, endpoint: str, headers: Mapping[str, str], chunks: AsyncIterator[bytes]
     ) -> tuple[InferenceRecord, bool]:
         """Queue one inference; returns (its record, whether it is new: False for a repeated id)."""
-        if self._controller.runtime(endpoint) is None:
+        if self._endpoints.live(endpoint) is None:
             raise EndpointNotFound(endpoint)
         declared = headers.get("content-length")
         limit = self._settings.async_max_payload_bytes
@@ -94,19 +94,19 @@ class AsyncInference:
     def get(self, endpoint: str, inference_id: str) -> InferenceRecord:
         record = self.store.get(endpoint, inference_id)
         if record is None:
-            if self._controller.runtime(endpoint) is None:
+            if self._endpoints.live(endpoint) is None:
                 raise EndpointNotFound(endpoint)
             raise InferenceNotFound(endpoint, inference_id)
         return record
 
     def list(self, endpoint: str, status: str | None, limit: int) -> list[InferenceRecord]:
-        if self._controller.runtime(endpoint) is None:
+        if self._endpoints.live(endpoint) is None:
             raise EndpointNotFound(endpoint)
         return self.store.list(endpoint, status, limit)
 
     def _endpoint_output(self, endpoint: str) -> str | None:
-        spec = self._controller.describe(endpoint)[0].spec
-        return spec.async_inference.output_location if spec.async_inference else None
+        spec = self._endpoints.stored_spec(endpoint)
+        return spec.async_inference.output_location if spec is not None and spec.async_inference else None
 
 
 async def _peek(stream: AsyncIterator[bytes]) -> tuple[bytes, bool]:

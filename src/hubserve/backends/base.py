@@ -1,12 +1,18 @@
-"""The seam between the controller and wherever replicas run (local processes today, Ray later)."""
+"""The seam between control and wherever replicas run (local processes today, Ray actors next).
+
+A backend starts a replica for a ``ReplicaLaunch``, hands back a ``Channel`` to it once it
+serves, stops it, and reports what only it can know: whether the replica is alive, what it uses
+(memory, CPU) and where its log is. Nothing above this seam reads a pid or ``/proc``.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
+import enum
 from typing import Any, Protocol
 
-from hubserve.backends.channel import ReplicaChannel
+from hubserve.types import Channel
+from hubserve.worker.launch import ReplicaLaunch
 
 
 class ReplicaStartFailed(Exception):
@@ -17,48 +23,55 @@ class ReplicaStartFailed(Exception):
         self.reason = reason
 
 
-@dataclasses.dataclass(frozen=True)
-class ReplicaLaunch:
-    """Everything a replica needs to load and serve one endpoint's model."""
+class ReplicaHealth(str, enum.Enum):
+    STARTING = "starting"
+    READY = "ready"
+    EXITED = "exited"
 
-    endpoint: str
-    model_dir: Path
-    task: str
-    custom_code: bool = False
-    dtype: str = "auto"
-    device: str = "cpu"
-    threads: int = 1
-    runtime: str = "torch"
-    cache_dir: Path | None = None  # where exported/quantized runtimes are cached, keyed by content
-    max_batch_size: int | None = None
-    max_batch_tokens: int | None = None
-    env: dict[str, str] = dataclasses.field(default_factory=dict)
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Resources:
+    """What a replica uses right now, as its backend measures it."""
+
+    memory_mb: float  # resident memory
+    cpu_seconds: float  # user + system CPU time since it started
 
 
 @dataclasses.dataclass(eq=False)
-class ReplicaHandle:
-    """A started replica: its id, where it logs, and (once ready) the channel to it."""
+class Replica:
+    """A started replica: its id, where it runs and logs, and (once ready) the channel to it."""
 
     id: str
     launch: ReplicaLaunch
-    log_path: Path
-    pid: int | None = None
+    log_location: str  # a path (local) or URL where its output is kept
+    placement: str = ""  # where it runs, for events: "pid 1234" locally, a node on Ray
     info: dict[str, Any] = dataclasses.field(default_factory=dict)  # what the replica reported at start
-    channel: ReplicaChannel | None = None
+    channel: Channel | None = None
 
 
 class Backend(Protocol):
-    async def start(self, replica_id: str, launch: ReplicaLaunch) -> ReplicaHandle:
+    async def start(self, replica_id: str, launch: ReplicaLaunch) -> Replica:
         """Start a replica; returns at once, before the model is loaded."""
+        ...
 
-    async def wait_ready(self, handle: ReplicaHandle, timeout: float) -> ReplicaChannel:
+    async def wait_ready(self, replica: Replica, timeout: float) -> Channel:
         """Wait until the replica serves; raise ReplicaStartFailed with the reason if it cannot."""
+        ...
 
-    async def wait_exit(self, handle: ReplicaHandle) -> int:
+    async def wait_exit(self, replica: Replica) -> int:
         """Wait until the replica exits; returns its exit code."""
+        ...
 
-    async def stop(self, handle: ReplicaHandle, grace_s: float = 5.0) -> None:
-        """Stop the replica (SIGTERM, then SIGKILL after grace_s)."""
+    async def stop(self, replica: Replica, grace_s: float = 5.0) -> None:
+        """Stop the replica (ask it to exit, force it after grace_s)."""
+        ...
+
+    def health(self, replica: Replica) -> ReplicaHealth: ...
+
+    def resources(self, replica: Replica) -> Resources | None:
+        """Memory and CPU the replica uses now; None when it cannot be measured (gone)."""
+        ...
 
     async def close(self) -> None:
-        """Release what the backend holds (sockets folder)."""
+        """Release what the backend holds (the zygote, sockets)."""
+        ...

@@ -1,87 +1,111 @@
-"""The gateway's side of one replica connection: many requests in flight, matched by id."""
+"""The gateway's side of one replica connection (``types.Channel``): many invocations in flight, matched by id.
+
+``call`` waits for one ``End`` frame; ``stream`` yields the replica's ``Part`` frames and then a
+final part built from the ``End``. An error ``End`` is raised as the error the replica reported
+(``errors.from_type``); a dropped connection fails everything in flight with ReplicaCrashed.
+Giving up on an invocation (cancelling the task awaiting ``call``, closing or cancelling a
+``stream`` before its final part) sends a ``Cancel`` frame and forgets the id: frames that
+still arrive for it are ignored.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import AsyncGenerator
 
-from hubserve.errors import HubserveError, ReplicaCrashed
-from hubserve.worker.protocol import Request, Response, decode_response, encode_frame, read_payload
+from hubserve.errors import ReplicaCrashed, from_type
+from hubserve.types import Invocation, Part, Reply
+from hubserve.worker import protocol
+from hubserve.worker.protocol import Cancel, End, Request, decode_frame, encode_frame, read_payload
+
+# What a stream's queue carries: the replica's frames, or the error that ended the connection.
+_StreamItem = protocol.Part | End | Exception
 
 
-class ReplicaChannel:
+class SocketChannel:
     """One Unix-socket connection to a replica, multiplexed so the replica can batch."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, replica_id: str) -> None:
         self.replica_id = replica_id
         self._reader = reader
         self._writer = writer
+        self._loop = asyncio.get_running_loop()
         self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[Response]] = {}
+        self._calls: dict[int, asyncio.Future[End]] = {}
+        self._streams: dict[int, asyncio.Queue[_StreamItem]] = {}
         self._closed = False
-        self._read_task = asyncio.get_running_loop().create_task(self._read_loop())
         self._idle = asyncio.Event()
         self._idle.set()
+        self._read_task = self._loop.create_task(self._read_loop())
 
     @classmethod
-    async def connect(cls, socket_path: str, replica_id: str) -> ReplicaChannel:
+    async def connect(cls, socket_path: str, replica_id: str) -> SocketChannel:
         reader, writer = await asyncio.open_unix_connection(socket_path, limit=1 << 20)
         return cls(reader, writer, replica_id)
 
     @property
     def outstanding(self) -> int:
-        return len(self._pending)
+        return len(self._calls) + len(self._streams)
 
     @property
     def closed(self) -> bool:
         return self._closed
 
-    async def call(self, body: bytes, content_type: str, accept: str, body_path: str = "") -> Response:
-        """Send one request and wait for its response; ReplicaCrashed if the replica goes away.
-
-        ``body_path``: a local file the replica reads as the body instead of ``body`` (async payloads).
-        """
-        if self._closed:
-            raise ReplicaCrashed(f"Replica {self.replica_id} is gone; retry the request.")
-        request_id = next(self._ids)
-        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
-        self._idle.clear()
-        self._writer.write(encode_frame(Request(request_id, body, content_type, accept, body_path)))
+    async def call(self, invocation: Invocation) -> Reply:
+        """Send one invocation and wait for its answer; cancelling the caller cancels it in the replica."""
+        request_id = self._send(invocation, stream=False)
+        future: asyncio.Future[End] = self._loop.create_future()
+        self._calls[request_id] = future
         try:
-            return await future
+            end = await future
+        except asyncio.CancelledError:
+            self._cancel(request_id)
+            raise
         finally:
-            self._pending.pop(request_id, None)
-            if not self._pending:
-                self._idle.set()
+            del self._calls[request_id]
+            self._maybe_idle()
+        if not end.ok:
+            raise from_type(end.error_type, end.error_message)
+        return Reply(end.body, end.content_type)
 
-    async def drained(self) -> None:
-        """Wait until no request is in flight on this channel."""
-        await self._idle.wait()
-
-    async def _read_loop(self) -> None:
+    async def stream(self, invocation: Invocation) -> AsyncGenerator[Part, None]:
+        """Send one invocation and yield its parts, the last one ``final``; closing early cancels it."""
+        request_id = self._send(invocation, stream=True)
+        queue: asyncio.Queue[_StreamItem] = asyncio.Queue()
+        self._streams[request_id] = queue
+        ended = False
         try:
             while True:
-                response = decode_response(await read_payload(self._reader))
-                future = self._pending.get(response.id)
-                if future is not None and not future.done():
-                    future.set_result(response)
-        except (asyncio.IncompleteReadError, ConnectionError, ValueError):
-            pass
+                item = await queue.get()
+                if isinstance(item, protocol.Part):
+                    yield Part(item.body, item.content_type)
+                    continue
+                ended = True
+                self._forget_stream(request_id)  # no longer outstanding, even if the consumer stops here
+                if isinstance(item, Exception):
+                    raise item
+                if not item.ok:
+                    raise from_type(item.error_type, item.error_message)
+                yield Part(item.body, item.content_type, final=True)
+                return
         finally:
-            self._fail_pending()
+            if not ended:
+                self._cancel(request_id)
+            self._forget_stream(request_id)
 
-    def fail_pending_with(self, error: HubserveError) -> None:
-        """Fail every request in flight with ``error`` (the controller is stopping this replica)."""
+    def fail_pending(self, error: Exception) -> None:
+        """Fail every invocation in flight with ``error`` (the replica is being stopped under them)."""
         self._closed = True
-        for future in self._pending.values():
+        for future in self._calls.values():
             if not future.done():
                 future.set_exception(error)
+        for queue in self._streams.values():
+            queue.put_nowait(error)
 
-    def _fail_pending(self) -> None:
-        self.fail_pending_with(
-            ReplicaCrashed(f"Replica {self.replica_id} exited while serving this request; it is being replaced, retry the request.")
-        )
+    async def drained(self) -> None:
+        """Return once nothing is in flight on this channel."""
+        await self._idle.wait()
 
     async def close(self) -> None:
         self._closed = True
@@ -91,3 +115,54 @@ class ReplicaChannel:
             await self._read_task
         except asyncio.CancelledError:
             pass
+
+    # --- frames -------------------------------------------------------------------------------
+
+    def _send(self, invocation: Invocation, *, stream: bool) -> int:
+        if self._closed:
+            raise ReplicaCrashed(f"Replica {self.replica_id} is gone; retry the request.")
+        request_id = next(self._ids)
+        self._idle.clear()
+        self._writer.write(
+            encode_frame(
+                Request(request_id, invocation.body, invocation.content_type, invocation.accept, invocation.body_url, stream)
+            )
+        )
+        return request_id
+
+    def _cancel(self, request_id: int) -> None:
+        """Tell the replica the answer is no longer wanted (it frees the request's batch slot or stops its stream)."""
+        if not self._closed and not self._writer.is_closing():
+            self._writer.write(encode_frame(Cancel(request_id)))
+
+    def _forget_stream(self, request_id: int) -> None:
+        if self._streams.pop(request_id, None) is not None:
+            self._maybe_idle()
+
+    def _maybe_idle(self) -> None:
+        if not self._calls and not self._streams:
+            self._idle.set()
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                frame = decode_frame(await read_payload(self._reader))
+                if isinstance(frame, End):
+                    future = self._calls.get(frame.id)
+                    if future is not None:
+                        if not future.done():
+                            future.set_result(frame)
+                        continue
+                elif not isinstance(frame, protocol.Part):
+                    continue  # a gateway-to-replica frame has no business here
+                queue = self._streams.get(frame.id)
+                if queue is not None:  # a stream's Part or End; frames for forgotten ids are dropped
+                    queue.put_nowait(frame)
+        except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+            pass
+        finally:
+            self.fail_pending(
+                ReplicaCrashed(
+                    f"Replica {self.replica_id} exited while serving this request; it is being replaced, retry the request."
+                )
+            )

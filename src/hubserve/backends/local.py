@@ -8,6 +8,12 @@ a replica is a fresh ``python -m hubserve.worker`` process instead.
 
 Either way replicas run in their own session, so a Ctrl-C in the server's terminal reaches only
 the server, which then stops them in order; they exit by themselves if the server dies.
+
+A replica gets its ``ReplicaLaunch`` as one ``--launch`` JSON argument (plus this backend's
+socket, error and info files and its CPUs) and resolves and loads its model itself; a failure to
+do so comes back through the error file as ``ReplicaStartFailed``'s reason. Pids stay in here:
+callers see ``Replica.placement`` ("pid 1234") and ask ``health`` and ``resources`` (read from
+/proc, backends/procfs.py).
 """
 
 from __future__ import annotations
@@ -24,9 +30,14 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from hubserve.backends.base import ReplicaHandle, ReplicaLaunch, ReplicaStartFailed
-from hubserve.backends.channel import ReplicaChannel
+import msgspec
+
+from hubserve.backends import procfs
+from hubserve.backends.base import Replica, ReplicaHealth, ReplicaStartFailed, Resources
+from hubserve.backends.channel import SocketChannel
 from hubserve.backends.zygote import Zygote, ZygoteUnavailable
+from hubserve.types import Channel
+from hubserve.worker.launch import ReplicaLaunch, encode_launch
 
 log = logging.getLogger("hubserve.backends.local")
 
@@ -101,77 +112,68 @@ class LocalBackend:
     def _info_path(self, replica_id: str) -> Path:
         return self._sockets_dir / f"{replica_id}.info.json"
 
-    async def start(self, replica_id: str, launch: ReplicaLaunch) -> ReplicaHandle:
+    async def start(self, replica_id: str, launch: ReplicaLaunch) -> Replica:
         log_dir = self._logs_dir / launch.endpoint
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"{replica_id}.log"
         argv = [
             "--socket", str(self._socket_path(replica_id)),
-            "--model-dir", str(launch.model_dir),
-            "--task", launch.task,
-            "--dtype", launch.dtype,
-            "--device", launch.device,
-            "--threads", str(launch.threads),
             "--error-file", str(self._error_path(replica_id)),
             "--info-file", str(self._info_path(replica_id)),
-            "--runtime", launch.runtime,
         ]  # fmt: skip
-        if launch.custom_code:
-            argv.append("--custom-code")
-        if launch.cache_dir is not None:
-            argv += ["--cache-dir", str(launch.cache_dir)]
-        if launch.max_batch_size is not None:
-            argv += ["--max-batch-size", str(launch.max_batch_size)]
-        if launch.max_batch_tokens is not None:
-            argv += ["--max-batch-tokens", str(launch.max_batch_tokens)]
+        # The endpoint's env goes into the process environment (readable only by its owner), never onto the
+        # command line, which any local user can read in /proc. Last: a line cut short for display keeps the rest.
+        launch_arg = ["--launch", encode_launch(msgspec.structs.replace(launch, env={}))]
         env = {**launch.env, "OMP_NUM_THREADS": str(launch.threads), "HUBSERVE_REPLICA_ID": replica_id}
         cpus = self._pick_cpus(launch.threads)
         process: _Process | None = None
         if self._forkable(launch):
             try:
                 zygote = await self._ready_zygote()
-                process = await zygote.spawn(replica_id, argv, env, log_path, cpus)
+                process = await zygote.spawn(replica_id, argv + launch_arg, env, log_path, cpus)
             except ZygoteUnavailable as exc:
                 log.warning("starting replica %s as a fresh process: %s", replica_id, exc)
         if process is None:
             if cpus:
                 argv += ["--cpus", ",".join(map(str, cpus))]
-            with open(log_path, "ab") as log_file:
+            with open(log_path, "ab") as log_file:  # noqa: ASYNC230 (an append-open: microseconds, no I/O wait)
                 process = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "hubserve.worker", *argv,
+                    sys.executable, "-m", "hubserve.worker", *argv, *launch_arg,
                     stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
                     env={**os.environ, **env}, start_new_session=True,
                 )  # fmt: skip
         self._processes[replica_id] = process
-        return ReplicaHandle(id=replica_id, launch=launch, log_path=log_path, pid=process.pid)
+        return Replica(id=replica_id, launch=launch, log_location=str(log_path), placement=f"pid {process.pid}")
 
-    async def wait_ready(self, handle: ReplicaHandle, timeout: float) -> ReplicaChannel:
-        process = self._processes[handle.id]
-        socket_path = self._socket_path(handle.id)
+    async def wait_ready(self, replica: Replica, timeout: float) -> Channel:
+        process = self._processes[replica.id]
+        socket_path = self._socket_path(replica.id)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.returncode is not None:
-                raise ReplicaStartFailed(self._failure_reason(handle, process.returncode))
+                raise ReplicaStartFailed(self._failure_reason(replica, process.returncode))
             if socket_path.exists():
                 try:
-                    handle.channel = await ReplicaChannel.connect(str(socket_path), handle.id)
-                    info_path = self._info_path(handle.id)
-                    if info_path.exists():
-                        handle.info = json.loads(info_path.read_text())
-                    return handle.channel
+                    channel = await SocketChannel.connect(str(socket_path), replica.id)
                 except (ConnectionRefusedError, FileNotFoundError):
                     pass
+                else:
+                    replica.channel = channel
+                    info_path = self._info_path(replica.id)
+                    if info_path.exists():
+                        replica.info = json.loads(info_path.read_text())
+                    return channel
             await asyncio.sleep(_POLL_S)
-        await self.stop(handle)
-        raise ReplicaStartFailed(f"the replica did not become ready within {timeout:.0f}s; see {handle.log_path}")
+        await self.stop(replica)
+        raise ReplicaStartFailed(f"the replica did not become ready within {timeout:.0f}s; see {replica.log_location}")
 
-    async def wait_exit(self, handle: ReplicaHandle) -> int:
-        return await self._processes[handle.id].wait()
+    async def wait_exit(self, replica: Replica) -> int:
+        return await self._processes[replica.id].wait()
 
-    async def stop(self, handle: ReplicaHandle, grace_s: float = 5.0) -> None:
-        process = self._processes.get(handle.id)
-        if handle.channel is not None:
-            await handle.channel.close()
+    async def stop(self, replica: Replica, grace_s: float = 5.0) -> None:
+        process = self._processes.get(replica.id)
+        if replica.channel is not None:
+            await replica.channel.close()
         if process is None:
             return
         if process.returncode is None:
@@ -181,17 +183,39 @@ class LocalBackend:
             except asyncio.TimeoutError:
                 process.kill()
                 await process.wait()
-        self._processes.pop(handle.id, None)
-        self._socket_path(handle.id).unlink(missing_ok=True)
-        self._error_path(handle.id).unlink(missing_ok=True)
-        self._info_path(handle.id).unlink(missing_ok=True)
+        self._processes.pop(replica.id, None)
+        self._socket_path(replica.id).unlink(missing_ok=True)
+        self._error_path(replica.id).unlink(missing_ok=True)
+        self._info_path(replica.id).unlink(missing_ok=True)
 
-    def _failure_reason(self, handle: ReplicaHandle, returncode: int) -> str:
-        error_path = self._error_path(handle.id)
+    def health(self, replica: Replica) -> ReplicaHealth:
+        """EXITED once the process is gone (or stopped) or its channel closed; READY while the channel serves."""
+        process = self._processes.get(replica.id)
+        if process is None or process.returncode is not None:
+            return ReplicaHealth.EXITED
+        if replica.channel is None:
+            return ReplicaHealth.STARTING
+        return ReplicaHealth.EXITED if replica.channel.closed else ReplicaHealth.READY
+
+    def resources(self, replica: Replica) -> Resources | None:
+        """Resident memory and CPU time from /proc; None once the process is gone (or a zombie)."""
+        process = self._processes.get(replica.id)
+        if process is None or process.returncode is not None:
+            return None
+        memory_mb, cpu_seconds = procfs.rss_mb(process.pid), procfs.cpu_seconds(process.pid)
+        if memory_mb is None or cpu_seconds is None:
+            return None
+        return Resources(memory_mb=memory_mb, cpu_seconds=cpu_seconds)
+
+    def _failure_reason(self, replica: Replica, returncode: int) -> str:
+        """What the user reads: the replica's own error (source, task or load), else its log's tail."""
+        error_path = self._error_path(replica.id)
         if error_path.exists():
             error = json.loads(error_path.read_text())
-            return f"loading the model failed: {error['type']}: {error['message']}"
-        tail = _tail(handle.log_path)
+            if error.get("phase", "load") == "load":
+                return f"loading the model failed: {error['type']}: {error['message']}"
+            return str(error["message"])  # SourceError, task inference: the message says what to change
+        tail = _tail(Path(replica.log_location))
         return f"the replica exited with code {returncode} while starting: {tail}"
 
     async def close(self) -> None:

@@ -87,6 +87,7 @@ class Zygote:
         self._writer: asyncio.WriteTransport | None = None
         self._reader: asyncio.ReadTransport | None = None
         self._gone = False
+        self._orphan_watches: set[asyncio.Task[None]] = set()  # held here: the loop keeps only weak references
         self._attaching: asyncio.Lock | None = None
 
     @property
@@ -133,10 +134,9 @@ class Zygote:
 
     async def close(self, timeout: float = 5.0) -> None:
         """Close the control pipe (the zygote exits on EOF) and reap the zygote."""
-        if self._ready is None or not self._ready.done():
-            # Still importing, so it has no replicas and reads no pipe yet: no need to wait for it.
-            if self._process.poll() is None:
-                self._process.terminate()
+        # Still importing, so it has no replicas and reads no pipe yet: no need to wait for it.
+        if (self._ready is None or not self._ready.done()) and self._process.poll() is None:
+            self._process.terminate()
         if self._writer is not None:
             self._writer.close()
         elif self._process.stdin is not None:
@@ -189,9 +189,9 @@ class Zygote:
             self._children[event.replica_id] = child
             future.set_result(child)
         elif isinstance(event, Exited):
-            child = self._children.pop(event.replica_id, None)
-            if child is not None:
-                child._set_exit(event.code)
+            exited = self._children.pop(event.replica_id, None)
+            if exited is not None:
+                exited._set_exit(event.code)
 
     def _lost(self) -> None:
         """The pipe closed: fail what waits on the zygote; replicas it left are watched by pid."""
@@ -208,7 +208,9 @@ class Zygote:
         self._spawning.clear()
         loop = asyncio.get_running_loop()
         for child in self._children.values():
-            loop.create_task(_watch_orphan(child))
+            watch = loop.create_task(_watch_orphan(child))
+            self._orphan_watches.add(watch)
+            watch.add_done_callback(self._orphan_watches.discard)
         self._children.clear()
 
 
@@ -234,7 +236,7 @@ async def _watch_orphan(child: ZygoteChild) -> None:
     """
     while True:
         try:
-            with open(f"/proc/{child.pid}/stat") as stat:
+            with open(f"/proc/{child.pid}/stat") as stat:  # noqa: ASYNC230 (procfs: never blocks)
                 if stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
                     break
         except (FileNotFoundError, ProcessLookupError, IndexError):

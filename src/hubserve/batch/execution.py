@@ -13,8 +13,10 @@ committed position (input offset and line, part lengths, counters) in one transa
 that dies anywhere leaves at most an uncommitted tail in the parts, which the next run cuts off
 before it reads on from the committed offset: no record is written twice or lost.
 
-A replica that exits mid-run is replaced (at most ``MAX_REPLICA_RESTARTS`` times) and the file
-goes on from its last commit; requests in flight on the dead one are simply sent again.
+Records go through the gateway like any invocation (kind ``batch``, routed to the job's own
+replicas), so they show up in metrics and logs and fail with the one error taxonomy. A replica
+that exits mid-run is replaced (at most ``MAX_REPLICA_RESTARTS`` times) and the file goes on from
+its last commit; requests in flight on the dead one are simply sent again.
 """
 
 from __future__ import annotations
@@ -26,10 +28,8 @@ import shutil
 from collections import deque
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from hubserve.backends.base import ReplicaHandle, ReplicaStartFailed
-from hubserve.backends.channel import ReplicaChannel
 from hubserve.batch import parts
 from hubserve.batch.records import (
     Record,
@@ -39,25 +39,36 @@ from hubserve.batch.records import (
     result_line,
 )
 from hubserve.batch.spec import BatchJobRequest, content_type_for
-from hubserve.errors import ReplicaCrashed
-from hubserve.models.sources import SourceError
+from hubserve.errors import HubserveError, ModelNotReady, ReplicaCrashed
 from hubserve.spec import EndpointSpec
 from hubserve.storage import Storage
 from hubserve.store.batch_jobs import BatchJobStore, FileProgress
-from hubserve.worker.protocol import Response
+from hubserve.types import Invocation, InvocationResult, Invoker
 
 log = logging.getLogger("hubserve.batch")
 
 MAX_REPLICA_RESTARTS = 3
 DEFAULT_BATCH_SIZE = 32  # when the replica reports no limit of its own
 
+Answer = InvocationResult | HubserveError | None  # None: the record could not be read
+
+
+class JobReplicaSet(Protocol):
+    @property
+    def batching_info(self) -> dict[str, Any] | None: ...
+
 
 class JobReplicas(Protocol):
-    """Where a job's replicas come from (the Controller): started for the job, stopped by it."""
+    """Where a job's replicas come from (control): started for the job, replaced and stopped by it.
 
-    async def start_job_replica(self, spec: EndpointSpec) -> ReplicaHandle: ...
+    Starting raises an exception with a ``reason`` or ``message`` when the replica cannot start.
+    """
 
-    async def stop_job_replica(self, handle: ReplicaHandle) -> None: ...
+    async def start_job(self, job_id: str, spec: EndpointSpec) -> JobReplicaSet: ...
+
+    async def replace_job_replica(self, job_id: str) -> JobReplicaSet: ...
+
+    async def stop_job(self, job_id: str) -> None: ...
 
 
 class JobFailed(Exception):
@@ -75,6 +86,7 @@ class JobRun:
     job_id: str
     store: BatchJobStore
     replicas: JobReplicas
+    invoker: Invoker
     storage: Storage
     staging: Path
     stop: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
@@ -118,10 +130,10 @@ class JobRun:
             return RecordReader(file, request.split_type, content_type).count()
 
     async def _process(self, request: BatchJobRequest, spec: EndpointSpec) -> None:
-        handle = await self._start_replica(spec)
+        replicas = await self._start_replicas(self.replicas.start_job(self.job_id, spec))
         restarts = 0
         try:
-            info = handle.info.get("batching") or {}
+            info = replicas.batching_info or {}
             chunk_size = request.batch_size or int(info.get("max_batch_size") or DEFAULT_BATCH_SIZE)
             self.store.begin_run(self.job_id)
             while True:
@@ -130,31 +142,30 @@ class JobRun:
                         if self.stop.is_set():
                             return
                         if not progress.finished:
-                            assert handle.channel is not None
-                            await self._process_file(request, progress, handle.channel, chunk_size)
+                            await self._process_file(request, progress, chunk_size)
                     return
                 except ReplicaCrashed as crash:
                     restarts += 1
                     if restarts > MAX_REPLICA_RESTARTS:
                         raise JobFailed(f"the job's replica exited {restarts} times; last: {crash.message}") from None
-                    log.warning("batch job %s: replica %s exited (%s); starting another", self.job_id, handle.id, crash.message)
-                    await self.replicas.stop_job_replica(handle)
-                    handle = await self._start_replica(spec)
+                    log.warning("batch job %s: its replica exited (%s); starting another", self.job_id, crash.message)
+                    await self._start_replicas(self.replicas.replace_job_replica(self.job_id))
         finally:
             self.store.end_run(self.job_id)  # before the replica stops: its exit is not processing time
-            await self.replicas.stop_job_replica(handle)
+            await self.replicas.stop_job(self.job_id)
 
-    async def _start_replica(self, spec: EndpointSpec) -> ReplicaHandle:
+    async def _start_replicas(self, starting: Awaitable[JobReplicaSet]) -> JobReplicaSet:
         try:
-            return await self.replicas.start_job_replica(spec)
-        except (SourceError, ValueError, ReplicaStartFailed) as exc:
-            raise JobFailed(f"the job's replica could not start: {exc}") from None
+            return await starting
+        except Exception as exc:  # the replica's start failure (its reason), or the model source's
+            reason = getattr(exc, "reason", None) or getattr(exc, "message", None) or str(exc)
+            raise JobFailed(f"the job's replica could not start: {reason}") from None
 
-    async def _process_file(self, request: BatchJobRequest, progress: FileProgress, channel: ReplicaChannel, chunk_size: int) -> None:
+    async def _process_file(self, request: BatchJobRequest, progress: FileProgress, chunk_size: int) -> None:
         content_type = content_type_for(progress.name, request.content_type)
         source = await asyncio.to_thread(self.storage.resolve(progress.url).open, "rb")
         part = parts.PartFiles(self.staging, progress.idx, progress.out_bytes, progress.err_bytes)
-        pending: deque[tuple[list[Record], asyncio.Task[list[Response | None]]]] = deque()
+        pending: deque[tuple[list[Record], asyncio.Task[list[Answer]]]] = deque()
         try:
             reader = await asyncio.to_thread(
                 RecordReader, source, request.split_type, content_type, offset=progress.offset, line=progress.line
@@ -163,7 +174,7 @@ class JobRun:
                 records = await asyncio.to_thread(reader.read, chunk_size)
                 if not records:
                     break
-                pending.append((records, asyncio.get_running_loop().create_task(_send(channel, records))))
+                pending.append((records, asyncio.get_running_loop().create_task(self._send(records))))
                 if len(pending) >= request.concurrency:
                     progress = await self._commit(request, progress, part, *pending.popleft())
             while pending:
@@ -175,9 +186,30 @@ class JobRun:
             part.close()
             source.close()
 
+    async def _send(self, records: list[Record]) -> list[Answer]:
+        """Send every readable record of a chunk at once; None for those that could not be read.
+
+        A replica that went away (ReplicaCrashed, or no replica to route to) stops the chunk: the
+        whole chunk is sent again once another replica serves, since nothing of it was committed.
+        """
+        readable = [record for record in records if record.body is not None]
+        path = f"/v1/batch-jobs/{self.job_id}"
+        answers = await asyncio.gather(
+            *(self.invoker.invoke(Invocation(endpoint=self.job_id, body=r.body or b"", kind="batch", path=path))
+              for r in readable),
+            return_exceptions=True,
+        )  # fmt: skip
+        for answer in answers:
+            if isinstance(answer, (ReplicaCrashed, ModelNotReady)):
+                raise ReplicaCrashed(answer.message)
+            if isinstance(answer, BaseException) and not isinstance(answer, HubserveError):
+                raise answer
+        results = iter(answers)
+        return [next(results) if record.body is not None else None for record in records]  # type: ignore[misc]
+
     async def _commit(
         self, request: BatchJobRequest, progress: FileProgress, part: parts.PartFiles,
-        records: list[Record], answers: Awaitable[list[Response | None]],
+        records: list[Record], answers: Awaitable[list[Answer]],
     ) -> FileProgress:  # fmt: skip
         """Write one chunk's lines in order, then make them durable in the store."""
         responses = await answers
@@ -188,8 +220,8 @@ class JobRun:
             result: bytes | None = None
             if response is None:
                 error = ("ValidationError", f"the record cannot be read: {record.error}")
-            elif not response.ok:
-                error = (response.error_type, response.error_message)
+            elif isinstance(response, HubserveError):
+                error = (response.type, response.message)
             else:
                 result = as_json_value(response.body, response.content_type)
             out += result_line(result, error, record.source, join)
@@ -206,15 +238,6 @@ class JobRun:
         if self._failed > request.max_failures:
             raise JobFailed(_too_many(self._failed, request.max_failures, request.output))
         return progress
-
-
-async def _send(channel: ReplicaChannel, records: list[Record]) -> list[Response | None]:
-    """Send every readable record of a chunk at once; None for those that could not be read."""
-    readable = [record for record in records if record.body is not None]
-    answers = iter(
-        await asyncio.gather(*(channel.call(r.body, "application/json", "application/json") for r in readable))  # type: ignore[arg-type]
-    )
-    return [next(answers) if record.body is not None else None for record in records]
 
 
 def _too_many(failed: int, allowed: int, output: str | None) -> str:

@@ -12,7 +12,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 import yaml
@@ -91,7 +91,7 @@ def apply(
             typer.confirm("Apply these changes?", abort=True, err=True)
         results = _carry_out(client, the_plan)
         if wait:
-            pending = {a.name: a.kind for a in the_plan.actions if a.kind != "unchanged" and a.name not in results}
+            pending: dict[str, str] = {a.name: a.kind for a in the_plan.actions if a.kind != "unchanged" and a.name not in results}
             results.update(_wait_all(client, pending, timeout))
     failed = _report(as_json, the_plan, results)
     if failed:
@@ -101,8 +101,8 @@ def apply(
 @cli_errors
 def export(
     ctx: typer.Context,
-    names: Annotated[Optional[list[str]], typer.Argument(help="Endpoints to export (default: all).", show_default=False)] = None,
-    output_file: Annotated[Optional[str], typer.Option("--output", "-o", help="Write here instead of stdout.", show_default=False)] = None,
+    names: Annotated[list[str] | None, typer.Argument(help="Endpoints to export (default: all).", show_default=False)] = None,
+    output_file: Annotated[str | None, typer.Option("--output", "-o", help="Write here instead of stdout.", show_default=False)] = None,
     url: UrlOption = None,
     token: TokenOption = None,
     json_: JsonOption = False,

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -26,23 +26,23 @@ def invoke(
     ctx: typer.Context,
     endpoint: EndpointArg,
     data: Annotated[
-        Optional[str], typer.Option("--data", "-d", help="Payload: JSON text, @file or - for stdin.", show_default=False)
+        str | None, typer.Option("--data", "-d", help="Payload: JSON text, @file or - for stdin.", show_default=False)
     ] = None,
     input_location: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--input-location", help="Payload already in storage: a path under the server's roots, file:// or s3://.", show_default=False),
     ] = None,
     output_location: Annotated[
-        Optional[str], typer.Option("--output-location", help="Folder or s3:// prefix for the result.", show_default=False)
+        str | None, typer.Option("--output-location", help="Folder or s3:// prefix for the result.", show_default=False)
     ] = None,
-    content_type: Annotated[Optional[str], typer.Option("--content-type", help="Content type of the payload.", show_default=False)] = None,
-    accept: Annotated[Optional[str], typer.Option("--accept", help="Accept type of the result.", show_default=False)] = None,
+    content_type: Annotated[str | None, typer.Option("--content-type", help="Content type of the payload.", show_default=False)] = None,
+    accept: Annotated[str | None, typer.Option("--accept", help="Accept type of the result.", show_default=False)] = None,
     inference_id: Annotated[
-        Optional[str], typer.Option("--inference-id", help="Your own id (the same id again returns the first one).", show_default=False)
+        str | None, typer.Option("--inference-id", help="Your own id (the same id again returns the first one).", show_default=False)
     ] = None,
-    ttl: Annotated[Optional[int], typer.Option("--ttl", help="Seconds it may wait in the queue (default 21600).", show_default=False)] = None,
+    ttl: Annotated[int | None, typer.Option("--ttl", help="Seconds it may wait in the queue (default 21600).", show_default=False)] = None,
     timeout: Annotated[
-        Optional[int], typer.Option("--timeout", help="Seconds the model may take (default 900, at most 3600).", show_default=False)
+        int | None, typer.Option("--timeout", help="Seconds the model may take (default 900, at most 3600).", show_default=False)
     ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until it succeeded, failed or expired.")] = False,
     url: UrlOption = None,
@@ -85,7 +85,7 @@ def get(
 def list_(
     ctx: typer.Context,
     endpoint: EndpointArg,
-    status: Annotated[Optional[str], typer.Option("--status", help="Only this status.", show_default=False)] = None,
+    status: Annotated[str | None, typer.Option("--status", help="Only this status.", show_default=False)] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.")] = 100,
     url: UrlOption = None,
     token: TokenOption = None,

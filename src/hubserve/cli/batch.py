@@ -7,7 +7,7 @@ Each command is a few lines over ``hubserve.sdk.Client``; the job runs in the se
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.progress import (
@@ -45,22 +45,22 @@ def run(
     ctx: typer.Context,
     input_: Annotated[str, typer.Option("--input", help="A file, a folder of files, or an s3:// prefix.", show_default=False)],
     output_: Annotated[str, typer.Option("--output", help="Folder or s3:// prefix for <file>.out results.", show_default=False)],
-    endpoint: Annotated[Optional[str], typer.Option("--endpoint", help="Run this endpoint's model.", show_default=False)] = None,
-    model: Annotated[Optional[str], typer.Option("--model", help="Or a model folder / Hub repo id.", show_default=False)] = None,
-    task: Annotated[Optional[str], typer.Option("--task", help="With --model: its task.", show_default=False)] = None,
+    endpoint: Annotated[str | None, typer.Option("--endpoint", help="Run this endpoint's model.", show_default=False)] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Or a model folder / Hub repo id.", show_default=False)] = None,
+    task: Annotated[str | None, typer.Option("--task", help="With --model: its task.", show_default=False)] = None,
     runtime: Annotated[
-        Optional[str], typer.Option("--runtime", help="With --model: torch, onnx, onnx-int8 or auto.", show_default=False)
+        str | None, typer.Option("--runtime", help="With --model: torch, onnx, onnx-int8 or auto.", show_default=False)
     ] = None,
     instance: Annotated[
-        Optional[str], typer.Option("--instance", help="With --model: replica size, e.g. cpu-small (default cpu-medium).", show_default=False)
+        str | None, typer.Option("--instance", help="With --model: replica size, e.g. cpu-small (default cpu-medium).", show_default=False)
     ] = None,
     batch_size: Annotated[
-        Optional[int], typer.Option("--batch-size", help="Records per replica batch (default: the runtime's).", show_default=False)
+        int | None, typer.Option("--batch-size", help="Records per replica batch (default: the runtime's).", show_default=False)
     ] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", help="Chunks of --batch-size records in flight.")] = 2,
     split_type: Annotated[str, typer.Option("--split-type", help="line (each line a record) or none (each file one).")] = "line",
     content_type: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--content-type", help="application/jsonlines, text/csv or text/plain (default: by file suffix).", show_default=False),
     ] = None,
     join_source: Annotated[str, typer.Option("--join-source", help='none, or input: write {"input", "output"} lines.')] = "none",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
@@ -33,25 +33,25 @@ def bench(
     ctx: typer.Context,
     target: Annotated[str, typer.Argument(help="Endpoint name on the server, or a full http(s) URL.", show_default=False)],
     requests: Annotated[
-        Optional[int],
+        int | None,
         typer.Option("--requests", "-n", min=1, help=f"Requests to send [default: {DEFAULT_REQUESTS}, or no count bound with --duration].", show_default=False),
     ] = None,
     concurrency: Annotated[
         int, typer.Option("--concurrency", "-c", min=1, help="Connections: requests in flight at once (closed loop), or at most (--rate).")
     ] = 1,
     duration: Annotated[
-        Optional[float], typer.Option("--duration", "-t", min=0.0, help="Stop starting requests after this many seconds.", show_default=False)
+        float | None, typer.Option("--duration", "-t", min=0.0, help="Stop starting requests after this many seconds.", show_default=False)
     ] = None,
     data: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--data", "-d", help="""Body, sent as is: JSON such as '{"inputs": "..."}', @file or - for stdin [default: a short sentence].""", show_default=False),
     ] = None,
     rate: Annotated[
-        Optional[float], typer.Option("--rate", min=0.0, help="Open loop: R arrivals a second, whatever the answers take.", show_default=False)
+        float | None, typer.Option("--rate", min=0.0, help="Open loop: R arrivals a second, whatever the answers take.", show_default=False)
     ] = None,
     timeout: Annotated[float, typer.Option("--timeout", min=0.001, help="Seconds one request may take before it counts as failed.")] = 60.0,
     header: Annotated[
-        Optional[list[str]], typer.Option("--header", "-H", help="'Name: value' added to every request; repeatable.", show_default=False)
+        list[str] | None, typer.Option("--header", "-H", help="'Name: value' added to every request; repeatable.", show_default=False)
     ] = None,
     url: UrlOption = None,
     json_: JsonOption = False,

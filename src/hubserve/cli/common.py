@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -32,11 +32,11 @@ class Globals:
 
 
 UrlOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--url", help=f"Server URL (default: the global --url, $HUBSERVE_URL or {DEFAULT_URL}).", show_default=False),
 ]
 TokenOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--token", help="Bearer token of the management API (default: the global --token or $HUBSERVE_TOKEN).", show_default=False),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print raw JSON instead of tables.")]

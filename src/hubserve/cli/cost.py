@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -32,18 +32,18 @@ DEFAULT_MEMORY_MB = 4096
 def cost(
     ctx: typer.Context,
     latency_ms: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option("--latency-ms", help="Billed ms of one request (model + overhead latency); repeatable.", show_default=False),
     ] = None,
     label: Annotated[
-        Optional[list[str]], typer.Option("--label", help="Name of each --latency-ms, in order.", show_default=False)
+        list[str] | None, typer.Option("--label", help="Name of each --latency-ms, in order.", show_default=False)
     ] = None,
     memory_mb: Annotated[
-        Optional[list[int]],
+        list[int] | None,
         typer.Option("--memory-mb", help=f"Serverless memory size: one for all, or one per --latency-ms [default: {DEFAULT_MEMORY_MB}; --endpoint: its own].", show_default=False),
     ] = None,
     preset: Annotated[
-        Optional[str], typer.Option("--preset", help="Built-in models: 'seed' (the SageMaker article's five).", show_default=False)
+        str | None, typer.Option("--preset", help="Built-in models: 'seed' (the SageMaker article's five).", show_default=False)
     ] = None,
     requests_per_month: Annotated[
         str, typer.Option("--requests-per-month", help="Monthly traffic to price, e.g. 1e6.")
@@ -52,18 +52,18 @@ def cost(
         int, typer.Option("--bytes-per-request", help="Request + response bytes, for the data-processed charge.")
     ] = 0,
     instance: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option("--instance", help="Instances to compare (repeatable) [default: all priced ones; the plot: the baseline].", show_default=False),
     ] = None,
     plot: Annotated[
-        Optional[Path], typer.Option("--plot", help="Write the cost chart (Figure 1) to this .png or .svg.", show_default=False)
+        Path | None, typer.Option("--plot", help="Write the cost chart (Figure 1) to this .png or .svg.", show_default=False)
     ] = None,
     pricing_file: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--pricing", help="Your price list (YAML, merged over the defaults) [default: $HUBSERVE_PRICING, ~/.hubserve/pricing.yaml].", show_default=False),
     ] = None,
     endpoint: Annotated[
-        Optional[str], typer.Option("--endpoint", help="Price this endpoint's real traffic instead.", show_default=False)
+        str | None, typer.Option("--endpoint", help="Price this endpoint's real traffic instead.", show_default=False)
     ] = None,
     window: Annotated[str, typer.Option("--window", help="With --endpoint: how far back, e.g. 15m, 1h, 1d.")] = "1h",
     url: UrlOption = None,

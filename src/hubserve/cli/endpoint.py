@@ -6,7 +6,7 @@ Each command is a few lines over ``hubserve.sdk.Client``; spec shaping lives in
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -30,7 +30,7 @@ app = typer.Typer(
 
 NameArg = Annotated[str, typer.Argument(help="Endpoint name.", show_default=False)]
 FileOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--file", "-f", help="Spec file, YAML or JSON ('-' reads stdin).", show_default=False),
 ]
 WaitOption = Annotated[bool, typer.Option("--wait", help="Wait until the endpoint is ready (running or scaled to zero).")]
@@ -40,34 +40,34 @@ READY_STATES = ("running", "scaledToZero")  # both serve requests; scaledToZero 
 
 # spec-shaping flags shared by create and update
 ModelFlag = Annotated[
-    Optional[str], typer.Option("--model", help="Local folder or Hub repo id.", show_default=False)
+    str | None, typer.Option("--model", help="Local folder or Hub repo id.", show_default=False)
 ]
-RevisionFlag = Annotated[Optional[str], typer.Option("--revision", help="Hub branch, tag or commit.", show_default=False)]
+RevisionFlag = Annotated[str | None, typer.Option("--revision", help="Hub branch, tag or commit.", show_default=False)]
 TaskFlag = Annotated[
-    Optional[str], typer.Option("--task", help="e.g. text-classification (inferred when omitted).", show_default=False)
+    str | None, typer.Option("--task", help="e.g. text-classification (inferred when omitted).", show_default=False)
 ]
 ComputeFlag = Annotated[
-    Optional[bool],
+    bool | None,
     typer.Option("--serverless/--dedicated", help="Compute type (create defaults to serverless).", show_default=False),
 ]
 MemoryFlag = Annotated[
-    Optional[int], typer.Option("--memory-mb", help="Serverless memory: 1024..6144 in steps of 1024.", show_default=False)
+    int | None, typer.Option("--memory-mb", help="Serverless memory: 1024..6144 in steps of 1024.", show_default=False)
 ]
 ConcurrencyFlag = Annotated[
-    Optional[int], typer.Option("--max-concurrency", help="Serverless concurrent requests, 1..200.", show_default=False)
+    int | None, typer.Option("--max-concurrency", help="Serverless concurrent requests, 1..200.", show_default=False)
 ]
 InstanceFlag = Annotated[
-    Optional[str], typer.Option("--instance", help="Dedicated size, e.g. cpu-small.", show_default=False)
+    str | None, typer.Option("--instance", help="Dedicated size, e.g. cpu-small.", show_default=False)
 ]
 MinReplicasFlag = Annotated[
-    Optional[int], typer.Option("--min-replicas", help="Dedicated: replicas kept (0 scales to zero).", show_default=False)
+    int | None, typer.Option("--min-replicas", help="Dedicated: replicas kept (0 scales to zero).", show_default=False)
 ]
-MaxReplicasFlag = Annotated[Optional[int], typer.Option("--max-replicas", help="Dedicated: replica ceiling.", show_default=False)]
+MaxReplicasFlag = Annotated[int | None, typer.Option("--max-replicas", help="Dedicated: replica ceiling.", show_default=False)]
 EnvFlag = Annotated[
-    Optional[list[str]], typer.Option("--env", help="KEY=VALUE for the replicas; repeatable.", show_default=False)
+    list[str] | None, typer.Option("--env", help="KEY=VALUE for the replicas; repeatable.", show_default=False)
 ]
 CustomCodeFlag = Annotated[
-    Optional[bool],
+    bool | None,
     typer.Option("--custom-code/--no-custom-code", help="Run the model's handler.py / code/inference.py.", show_default=False),
 ]
 
@@ -76,7 +76,7 @@ CustomCodeFlag = Annotated[
 @cli_errors
 def create(
     ctx: typer.Context,
-    name: Annotated[Optional[str], typer.Argument(help="Endpoint name (overrides the file's).", show_default=False)] = None,
+    name: Annotated[str | None, typer.Argument(help="Endpoint name (overrides the file's).", show_default=False)] = None,
     file: FileOption = None,
     model: ModelFlag = None,
     revision: RevisionFlag = None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -27,19 +27,19 @@ def invoke(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Endpoint name.", show_default=False)],
     data: Annotated[
-        Optional[str],
+        str | None,
         typer.Argument(help="""Request body: JSON such as '{"inputs": "..."}', @file or - for stdin.""", show_default=False),
     ] = None,
     data_option: Annotated[
-        Optional[str], typer.Option("--data", "-d", help="Same as DATA (curl style: -d @file.json).", show_default=False)
+        str | None, typer.Option("--data", "-d", help="Same as DATA (curl style: -d @file.json).", show_default=False)
     ] = None,
     sagemaker: Annotated[
         bool, typer.Option("--sagemaker", help="Use the SageMaker runtime route (/invocations).")
     ] = False,
     content_type: Annotated[
-        Optional[str], typer.Option("--content-type", help="Content-Type of DATA with --sagemaker.", show_default=False)
+        str | None, typer.Option("--content-type", help="Content-Type of DATA with --sagemaker.", show_default=False)
     ] = None,
-    accept: Annotated[Optional[str], typer.Option("--accept", help="Accept header.", show_default=False)] = None,
+    accept: Annotated[str | None, typer.Option("--accept", help="Accept header.", show_default=False)] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Also print status, latencies and cold start (stderr).")
     ] = False,

@@ -6,7 +6,7 @@ command also takes them, so they may follow the command name too).
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -41,7 +41,7 @@ def main(
         str, typer.Option("--url", envvar="HUBSERVE_URL", help="Server URL for client commands.")
     ] = DEFAULT_URL,
     token: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--token", envvar="HUBSERVE_TOKEN", help="Bearer token of the management API.", show_default=False),
     ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print raw JSON on every command.")] = False,

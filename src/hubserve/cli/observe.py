@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Group
@@ -91,10 +91,10 @@ def metrics_view(m: dict[str, Any]) -> Group:
 FollowOption = Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C.")]
 TailOption = Annotated[int, typer.Option("--tail", "-n", help="How many of the latest lines to print first.")]
 SinceOption = Annotated[
-    Optional[str], typer.Option("--since", help="Only lines after this: a time or 30s / 5m / 2h.", show_default=False)
+    str | None, typer.Option("--since", help="Only lines after this: a time or 30s / 5m / 2h.", show_default=False)
 ]
 SourceOption = Annotated[
-    Optional[str], typer.Option("--source", help="'hubserve' or one replica id.", show_default=False)
+    str | None, typer.Option("--source", help="'hubserve' or one replica id.", show_default=False)
 ]
 
 

@@ -71,7 +71,9 @@ def endpoints_table(items: Iterable[dict[str, Any]]) -> Table:
     for column in ("NAME", "TASK", "STATE", "REPLICAS", "COMPUTE", "URL"):
         table.add_column(column, overflow="fold")
     for item in items:
-        model = item.get("model") if isinstance(item.get("model"), dict) else {}
+        model = item.get("model")
+        if not isinstance(model, dict):
+            model = {}
         table.add_row(
             str(item.get("name", "-")),
             str(model.get("task") or "-"),

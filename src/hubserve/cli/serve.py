@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -19,8 +18,8 @@ import typer
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8080, help="Port to listen on."),
-    home: Optional[Path] = typer.Option(None, envvar="HUBSERVE_HOME", help="State folder (default ~/.hubserve)."),
-    token: Optional[str] = typer.Option(
+    home: Path | None = typer.Option(None, envvar="HUBSERVE_HOME", help="State folder (default ~/.hubserve)."),
+    token: str | None = typer.Option(
         None, envvar="HUBSERVE_TOKEN", help="Bearer token the management API requires.", show_default=False
     ),
     model_root: list[Path] = typer.Option(
@@ -28,9 +27,7 @@ def serve(
     ),
 ) -> None:
     """Start the platform: HTTP API, gateway, controller and replicas. Ctrl-C stops everything."""
-    import uvicorn
-
-    from hubserve.api import create_app
+    from hubserve.compose import serve as serve_forever
     from hubserve.settings import Settings
 
     overrides: dict[str, object] = {"host": host, "port": port}
@@ -46,11 +43,7 @@ def serve(
         "hubserve on %s (home %s, management token %s)", settings.base_url, settings.home_dir,
         "required" if settings.token else "not set",
     )
-    config = uvicorn.Config(
-        create_app(settings), host=host, port=port, loop="uvloop", http="httptools",
-        access_log=False, log_level="info", timeout_graceful_shutdown=10,
-    )  # fmt: skip
-    uvicorn.Server(config).run()
+    serve_forever(settings)
 
 
 DEMO_NAME = "minilm"
@@ -114,7 +107,7 @@ def quickstart(
         typer.echo(f"endpoint '{DEMO_NAME}' running after {time.perf_counter() - started:.1f}s")
         result = client.invoke(DEMO_NAME, DEMO_REQUEST)
         typer.echo(f"\nsentence-similarity of '{DEMO_REQUEST['inputs']['source_sentence']}' with:")
-        for sentence, score in zip(DEMO_REQUEST["inputs"]["sentences"], result.body["similarities"]):
+        for sentence, score in zip(DEMO_REQUEST["inputs"]["sentences"], result.body["similarities"], strict=True):
             typer.echo(f"  {score:6.3f}  {sentence}")
         typer.echo(f"(model latency {result.model_latency_ms:.1f} ms, overhead {result.overhead_latency_ms:.2f} ms)\n")
         typer.echo(f"Endpoint URL: {url}/endpoints/{DEMO_NAME}")

@@ -1,20 +1,20 @@
-"""A replica's memory against its endpoint's memory size, read from /proc (Linux)."""
+"""Memory policing: a replica that uses more than its endpoint's memory size is stopped, with advice.
+
+The replica's resident memory comes from its backend (``Backend.resources``); the limit is the
+serverless memory size or the instance size's memory, capped by the machine. Not on the request path.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
+from hubserve.backends.base import Backend
+from hubserve.control.live import EndpointLive
+from hubserve.control.reconcile import Reconciler
+from hubserve.errors import ModelError
+from hubserve.logs import EventLog
 from hubserve.spec import INSTANCE_SIZES, MEMORY_SIZES_MB, DedicatedCompute, ServerlessCompute
-
-
-def rss_mb(pid: int) -> float | None:
-    """Resident set size in MB (what the replica has touched: weights, activations, libraries)."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except (OSError, ValueError):
-        return None
-    return None
 
 
 def limit_mb(compute: ServerlessCompute | DedicatedCompute, machine_mb: int) -> int:
@@ -46,3 +46,42 @@ def machine_memory_mb() -> int:
     except (OSError, ValueError):
         pass
     return 1 << 20
+
+
+log = logging.getLogger("hubserve.memory")
+
+
+class MemoryPolice:
+    """Looks at every serving replica's memory once per interval."""
+
+    def __init__(self, reconciler: Reconciler, backend: Backend, events: EventLog, interval_s: float) -> None:
+        self._reconciler = reconciler
+        self._backend = backend
+        self._events = events
+        self._interval_s = interval_s
+        self.machine_mb = machine_memory_mb()
+
+    async def run_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            for live in list(self._reconciler.lives.values()):
+                try:
+                    self.check(live)
+                except Exception:  # one endpoint's trouble must not stop the others' policing
+                    log.exception("memory check of %s failed", live.name)
+
+    def check(self, live: EndpointLive) -> None:
+        """Stop a replica that goes over its memory size, with a ModelError saying which size fits."""
+        spec = live.spec
+        if spec is None:
+            return
+        limit = limit_mb(spec.compute, self.machine_mb)
+        for replica in list(live.replicas):
+            used = self._backend.resources(replica)
+            if used is None or used.memory_mb <= limit:
+                continue
+            message = breach_message(used.memory_mb, spec.compute, limit)
+            log.warning("endpoint %s: %s", live.name, message)
+            self._events.event(live.name, f"replica {replica.id} stopped for its memory: {message}")
+            self._reconciler.stop_now(live, replica, ModelError(message))
+            self._reconciler.fail(live, message)

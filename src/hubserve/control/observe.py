@@ -1,21 +1,22 @@
-"""The metrics sampler: every endpoint's levels once a second, read from the controller and /proc.
+"""The metrics sampler: every endpoint's levels once a second, from control, its backend and the gateway.
 
-Levels (in-flight and held invocations, replicas, each replica's RSS and CPU) are sampled rather
-than pushed, so the hot path pays nothing for them; counts and latencies are recorded by the
-invocation routes as each request is answered.
+Levels (in-flight and held invocations, replicas, each replica's memory and CPU as its backend
+measures them) are sampled rather than pushed, so the hot path pays nothing for them; counts and
+latencies are recorded by the gateway's timing layer as each invocation is answered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from pathlib import Path
+from typing import Protocol
 
+from hubserve.backends.base import Backend
 from hubserve.control import memory
 from hubserve.control.controller import Controller
-from hubserve.control.runtime import EndpointRuntime
+from hubserve.control.live import EndpointLive
 from hubserve.logs import prune
 from hubserve.metrics import EndpointGauges, Metrics
 from hubserve.spec import ServerlessCompute
@@ -23,30 +24,29 @@ from hubserve.spec import ServerlessCompute
 log = logging.getLogger("hubserve.observe")
 
 PRUNE_INTERVAL_S = 60.0
-_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of one process (/proc/<pid>/stat), None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime: fields 14 and 15 of stat(5)
+class Levels(Protocol):
+    """The gateway's side of an endpoint's levels."""
+
+    def in_flight(self, name: str) -> int: ...
+
+    def held(self, name: str) -> int: ...
 
 
 class Sampler:
     """Reads every endpoint once per `interval_s` into `metrics`; CPU % is since the last reading."""
 
-    def __init__(self, controller: Controller, metrics: Metrics, logs_dir: Path | None = None,
-                 interval_s: float = 1.0) -> None:  # fmt: skip
+    def __init__(self, controller: Controller, backend: Backend, levels: Levels, metrics: Metrics,
+                 logs_dir: Path | None = None, interval_s: float = 1.0) -> None:  # fmt: skip
         self._controller = controller
+        self._backend = backend
+        self._levels = levels
         self._logs_dir = logs_dir
         self._next_prune = 0.0
         self._metrics = metrics
         self._interval_s = interval_s
-        self._cpu: dict[int, tuple[float, float]] = {}  # pid -> (cpu seconds, monotonic time)
+        self._cpu: dict[str, tuple[float, float]] = {}  # replica id -> (cpu seconds, monotonic time)
         self._setups_seen: dict[str, int] = {}
 
     async def run_forever(self) -> None:
@@ -58,17 +58,17 @@ class Sampler:
             await asyncio.sleep(self._interval_s)
 
     def sample_once(self) -> None:
-        pids: set[int] = set()
+        seen: set[str] = set()
         names: set[str] = set()
-        for runtime in self._controller.runtimes():
-            names.add(runtime.name)
-            self._record_setups(runtime)
-            self._metrics.sample(self._gauges(runtime, pids))
+        for live in self._controller.lives():
+            names.add(live.name)
+            self._record_setups(live)
+            self._metrics.sample(self._gauges(live, seen))
         if self._logs_dir is not None and time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + PRUNE_INTERVAL_S
             self._prune_logs()
-        for pid in set(self._cpu) - pids:
-            del self._cpu[pid]
+        for replica_id in set(self._cpu) - seen:
+            del self._cpu[replica_id]
         for name in set(self._setups_seen) - names:  # deleted: its figures go with it
             del self._setups_seen[name]
             self._metrics.forget(name)
@@ -76,43 +76,39 @@ class Sampler:
     def _prune_logs(self) -> None:
         """Keep each endpoint's log folder within its size: old replicas' files go first."""
         assert self._logs_dir is not None
-        serving = {handle.id for runtime in self._controller.runtimes() for handle in runtime.serving}
+        serving = {replica.id for live in self._controller.lives() for replica in live.replicas}
         for folder in self._logs_dir.iterdir():
             if folder.is_dir():
                 prune(folder, keep=serving)
 
-    def _record_setups(self, runtime: EndpointRuntime) -> None:
-        seen = self._setups_seen.get(runtime.name, 0)
-        new = min(runtime.model_setups - seen, len(runtime.model_setup_ms))
-        for setup_ms in list(runtime.model_setup_ms)[len(runtime.model_setup_ms) - new :] if new > 0 else []:
-            self._metrics.model_setup(runtime.name, setup_ms)
-        self._setups_seen[runtime.name] = runtime.model_setups
+    def _record_setups(self, live: EndpointLive) -> None:
+        seen = self._setups_seen.get(live.name, 0)
+        new = min(live.model_setups - seen, len(live.model_setup_ms))
+        for setup_ms in list(live.model_setup_ms)[len(live.model_setup_ms) - new :] if new > 0 else []:
+            self._metrics.model_setup(live.name, setup_ms)
+        self._setups_seen[live.name] = live.model_setups
 
-    def _gauges(self, runtime: EndpointRuntime, pids: set[int]) -> EndpointGauges:
+    def _gauges(self, live: EndpointLive, seen: set[str]) -> EndpointGauges:
         rss: dict[str, float] = {}
         cpu: dict[str, float] = {}
         now = time.monotonic()
-        for handle in runtime.serving:
-            if not handle.pid:
+        for replica in live.replicas:
+            used = self._backend.resources(replica)
+            if used is None:
                 continue
-            pids.add(handle.pid)
-            used = memory.rss_mb(handle.pid)
-            if used is not None:
-                rss[handle.id] = used
-            seconds = cpu_seconds(handle.pid)
-            if seconds is None:
-                continue
-            before = self._cpu.get(handle.pid)
-            self._cpu[handle.pid] = (seconds, now)
+            seen.add(replica.id)
+            rss[replica.id] = used.memory_mb
+            before = self._cpu.get(replica.id)
+            self._cpu[replica.id] = (used.cpu_seconds, now)
             if before is not None and now > before[1]:
-                cpu[handle.id] = 100.0 * (seconds - before[0]) / (now - before[1])
-        compute = runtime.spec.compute if runtime.spec is not None else None
+                cpu[replica.id] = 100.0 * (used.cpu_seconds - before[0]) / (now - before[1])
+        compute = live.spec.compute if live.spec is not None else None
         return EndpointGauges(
-            endpoint=runtime.name,
-            concurrent=runtime.in_flight,
-            held=runtime.held,
-            replicas_ready=len(runtime.serving),
-            replicas_starting=runtime.starting,
+            endpoint=live.name,
+            concurrent=self._levels.in_flight(live.name),
+            held=self._levels.held(live.name),
+            replicas_ready=len(live.replicas),
+            replicas_starting=live.starting,
             max_concurrency=compute.max_concurrency if isinstance(compute, ServerlessCompute) else None,
             memory_limit_mb=memory.limit_mb(compute, self._controller.machine_mb) if compute is not None else 0,
             replica_memory_mb=rss,

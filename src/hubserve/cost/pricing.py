@@ -102,7 +102,8 @@ class Pricing(_Strict):
 def default_document() -> dict[str, Any]:
     """The packaged price list as plain YAML data."""
     text = resources.files("hubserve.cost").joinpath("pricing.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    document: dict[str, Any] = yaml.safe_load(text)
+    return document
 
 
 def user_file(explicit: str | Path | None = None) -> Path | None:

@@ -1,56 +1,172 @@
-"""Invoke one endpoint: pick a replica, send the frame, time the model, map its errors.
+"""The one way to invoke a model: sync, streamed, async and batch invocations all come through here.
 
-Model latency is measured here as SageMaker defines it: from handing the request to the
-replica until its answer is back in the gateway.
+Layers around one call, in order: admission (authorisation hook, payload limit, concurrency
+slot or 429), routing (least-outstanding ready replica; none ready: ask control for capacity and
+hold), the channel (``call`` for one answer, ``stream`` for parts; the invocation's deadline
+cancels it in the replica), and timing (latency headers, metrics, access line). Each layer is
+its own small object (admission.py, routing.py, timing.py); this module runs them in order,
+inline, because this is the hot path (no per-request closures or wrappers).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
 import time
-from typing import Protocol
+from collections.abc import AsyncGenerator, AsyncIterator
 
-from hubserve.backends.channel import ReplicaChannel
-from hubserve.errors import from_type
-
-
-class Lease(Protocol):
-    channel: ReplicaChannel
-    cold_start: bool
-
-    def release(self) -> None:
-        """The invocation is answered: give its concurrency slot back."""
-
-
-class Router(Protocol):
-    async def acquire(self, name: str) -> Lease:
-        """Admit one invocation (or raise Throttled) and lease it a ready replica, holding through a cold start."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class InvocationResult:
-    body: bytes
-    content_type: str
-    model_latency_ms: float
-    cold_start: bool
+from hubserve.errors import ClientClosed, EndpointNotFound, HubserveError, InvocationTimeout
+from hubserve.gateway.admission import Admission
+from hubserve.gateway.routing import Capacity, Holding, Routable, pick
+from hubserve.gateway.timing import Timing
+from hubserve.gateway.traffic import Traffic, TrafficBook
+from hubserve.types import Channel, Invocation, InvocationResult, Part, Reply
 
 
 class Gateway:
-    """The one implementation behind both invocation dialects."""
+    """Admits, routes, calls and times every invocation."""
 
-    def __init__(self, router: Router) -> None:
-        self._router = router
+    def __init__(self, capacity: Capacity, admission: Admission, holding: Holding, timing: Timing) -> None:
+        self._capacity = capacity
+        self._admission = admission
+        self._holding = holding
+        self._timing = timing
+        self.traffic = TrafficBook()
 
-    async def invoke(self, name: str, body: bytes, content_type: str, accept: str) -> InvocationResult:
-        lease = await self._router.acquire(name)
+    async def invoke(self, invocation: Invocation) -> InvocationResult:
+        """One answer for ``invocation``; raises a HubserveError (with latency headers) when it fails."""
+        live, traffic = self._find(invocation)
+        model_ms: float | None = None
         try:
+            self._admission.admit(invocation, traffic, live.max_concurrency)
+            try:
+                channel, cold_start = await self._route(live, traffic, invocation)
+                sent = time.perf_counter()
+                try:
+                    reply = await _call(channel, invocation)
+                finally:
+                    model_ms = (time.perf_counter() - sent) * 1000.0
+            finally:
+                self._admission.release(traffic)
+        except HubserveError as error:
+            self._timing.failed(invocation, error, model_ms)
+            raise
+        overhead_ms = self._timing.answered(invocation, len(reply.body), model_ms, cold_start)
+        return InvocationResult(reply.body, reply.content_type, model_ms, overhead_ms, cold_start)
+
+    async def stream(self, invocation: Invocation) -> InvocationStream:
+        """Admit and route ``invocation`` and wait for its first part, so errors come before any part is sent."""
+        live, traffic = self._find(invocation)
+        try:
+            self._admission.admit(invocation, traffic, live.max_concurrency)
+        except HubserveError as error:
+            self._timing.failed(invocation, error, None)
+            raise
+        try:
+            channel, cold_start = await self._route(live, traffic, invocation)
             sent = time.perf_counter()
-            response = await lease.channel.call(body, content_type, accept)
-            model_latency_ms = (time.perf_counter() - sent) * 1000.0
-        finally:
-            lease.release()
-        if not response.ok:
-            error = from_type(response.error_type, response.error_message)
-            error.headers["x-model-latency-ms"] = f"{model_latency_ms:.3f}"
+            parts = channel.stream(invocation)
+            try:
+                first = await parts.__anext__()
+            except StopAsyncIteration:
+                first = Part(b"", final=True)
+            except BaseException:
+                await parts.aclose()
+                raise
+        except HubserveError as error:
+            self._admission.release(traffic)
+            self._timing.failed(invocation, error, None)
+            raise
+        except BaseException:
+            self._admission.release(traffic)
+            raise
+        return InvocationStream(self, invocation, traffic, parts, first, sent, cold_start)
+
+    def refused(self, invocation: Invocation, error: HubserveError) -> None:
+        """Time and record an invocation its route refused before handing it over (a body over the limit)."""
+        known = self._capacity.find(invocation.endpoint, invocation.kind == "batch") is not None
+        self._timing.failed(invocation, error, None, record=known)
+
+    def _find(self, invocation: Invocation) -> tuple[Routable, Traffic]:
+        live = self._capacity.find(invocation.endpoint, invocation.kind == "batch")
+        if live is None:
+            error = EndpointNotFound(invocation.endpoint)
+            self._timing.failed(invocation, error, None, record=False)  # no figures (and no label) for unknown names
             raise error
-        return InvocationResult(response.body, response.content_type, model_latency_ms, lease.cold_start)
+        return live, self.traffic.of(invocation.endpoint, live)
+
+    async def _route(self, live: Routable, traffic: Traffic, invocation: Invocation) -> tuple[Channel, bool]:
+        channel = pick(live)
+        if channel is not None:
+            return channel, False
+        return await self._holding.hold(live, traffic, invocation.deadline), True
+
+    def _finish_stream(self, stream: InvocationStream, error: HubserveError | None, bytes_out: int) -> None:
+        self._admission.release(stream.traffic)
+        model_ms = (time.perf_counter() - stream.sent) * 1000.0
+        if error is None:
+            stream.overhead_ms = self._timing.answered(stream.invocation, bytes_out, model_ms, stream.cold_start)
+        else:
+            self._timing.failed(stream.invocation, error, model_ms)
+
+
+class InvocationStream:
+    """A streamed answer: iterate ``parts()`` to the final part; closing it early cancels the rest."""
+
+    def __init__(self, gateway: Gateway, invocation: Invocation, traffic: Traffic, parts: AsyncGenerator[Part, None],
+                 first: Part, sent: float, cold_start: bool) -> None:  # fmt: skip
+        self._gateway = gateway
+        self.invocation = invocation
+        self.traffic = traffic
+        self._parts = parts
+        self.first = first
+        self.sent = sent
+        self.cold_start = cold_start
+        self.overhead_ms = 0.0
+        self._finished = False
+
+    async def parts(self) -> AsyncIterator[Part]:
+        """Every part, the first included; the timing layer records the stream when it ends."""
+        bytes_out = 0
+        error: HubserveError | None = None
+        try:
+            part = self.first
+            bytes_out += len(part.body)
+            yield part
+            if not part.final:
+                async for part in self._parts:
+                    bytes_out += len(part.body)
+                    yield part
+                    if part.final:
+                        break
+        except HubserveError as failure:
+            error = failure
+            raise
+        except (GeneratorExit, asyncio.CancelledError):
+            error = ClientClosed(f"the client closed the stream of '{self.invocation.endpoint}' before its end")
+            raise
+        finally:
+            await self.close(error, bytes_out)
+
+    async def close(self, error: HubserveError | None = None, bytes_out: int = 0) -> None:
+        """Stop the stream (a cancel reaches the replica if it was not finished) and record it once."""
+        if self._finished:
+            return
+        self._finished = True
+        await self._parts.aclose()
+        self._gateway._finish_stream(self, error, bytes_out)
+
+
+async def _call(channel: Channel, invocation: Invocation) -> Reply:
+    """The channel call, bounded by the invocation's deadline (which cancels it in the replica)."""
+    if invocation.deadline is None:
+        return await channel.call(invocation)
+    remaining = invocation.deadline - time.monotonic()
+    try:
+        if remaining <= 0:
+            raise asyncio.TimeoutError
+        return await asyncio.wait_for(channel.call(invocation), remaining)
+    except asyncio.TimeoutError:
+        raise InvocationTimeout(
+            f"Endpoint '{invocation.endpoint}' did not answer before the invocation's deadline; "
+            "the work was cancelled in the replica."
+        ) from None

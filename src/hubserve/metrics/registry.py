@@ -130,7 +130,7 @@ class Metrics:
         for metric in (self._model, self._overhead, self._cold, self._setup):
             _remove(metric, endpoint)
         for labelled in (self._invocations, self._bytes):
-            for key in [k for k in labelled._metrics if k[0] == endpoint]:  # noqa: SLF001 - no public way to list
+            for key in [k for k in labelled._metrics if k[0] == endpoint]:  # private: no public way to list
                 labelled.remove(*key)
 
     def summary(self, endpoint: str, window_s: float) -> dict[str, Any]:
@@ -184,10 +184,10 @@ class _LevelsCollector(Collector):
             "replicas": GaugeMetricFamily("hubserve_replicas", "Replicas by state.", labels=["endpoint", "state"]),
             "limit": GaugeMetricFamily("hubserve_memory_limit_bytes", "Memory each replica may use.", labels=["endpoint"]),
             "rss": GaugeMetricFamily("hubserve_replica_memory_bytes", "Resident memory of each replica.",
-                                     labels=["endpoint", "replica"]),  # fmt: skip
+                                     labels=["endpoint", "replica"]),
             "cpu": GaugeMetricFamily("hubserve_replica_cpu_percent", "CPU of each replica, % of one core.",
-                                     labels=["endpoint", "replica"]),  # fmt: skip
-        }
+                                     labels=["endpoint", "replica"]),
+        }  # fmt: skip
         for g in latest:
             families["concurrent"].add_metric([g.endpoint], g.concurrent)
             families["held"].add_metric([g.endpoint], g.held)

@@ -22,8 +22,9 @@ left untouched, with the reason.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,23 +32,29 @@ from torch import nn
 
 @dataclass(frozen=True)
 class _Parts:
-    """Where one architecture keeps its last layer's pieces."""
+    """Where one architecture keeps its last layer's pieces.
+
+    Layers and attention modules are typed ``Any``: their pieces are architecture-specific
+    attributes that ``nn.Module``'s typing cannot describe.
+    """
 
     layers: Callable[[Any], nn.ModuleList]  # the model -> its encoder layers
-    attention: Callable[[nn.Module], nn.Module]  # a layer -> the self-attention module
+    attention: Callable[[Any], Any]  # a layer -> the self-attention module
     projections: tuple[str, str, str]  # query, key, value Linear names on the attention module
     heads: str  # attribute of the attention module: number of heads
-    finish: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]  # (layer, context, residual) -> output
+    finish: Callable[[Any, torch.Tensor, torch.Tensor], torch.Tensor]  # (layer, context, residual) -> output
 
 
-def _finish_bert(layer: nn.Module, context: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+def _finish_bert(layer: Any, context: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
     attended = layer.attention.output(context, residual)  # dense, dropout, LayerNorm(+ residual)
-    return layer.output(layer.intermediate(attended), attended)
+    output: torch.Tensor = layer.output(layer.intermediate(attended), attended)
+    return output
 
 
-def _finish_distilbert(layer: nn.Module, context: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+def _finish_distilbert(layer: Any, context: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
     attended = layer.sa_layer_norm(layer.attention.out_lin(context) + residual)
-    return layer.output_layer_norm(layer.ffn(attended) + attended)
+    output: torch.Tensor = layer.output_layer_norm(layer.ffn(attended) + attended)
+    return output
 
 
 _BERT = _Parts(
@@ -88,7 +95,7 @@ class FirstTokenLayer(nn.Module):
         self.heads = int(getattr(attention, parts.heads))
         self.head_size = self.query.out_features // self.heads
         self.scaling = float(getattr(attention, "scaling", self.head_size**-0.5))
-        eager = getattr(sys.modules[type(attention).__module__], "eager_attention_forward")
+        eager = sys.modules[type(attention).__module__].eager_attention_forward
         from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
         self.attend = ALL_ATTENTION_FUNCTIONS.get_interface(attention.config._attn_implementation, eager)

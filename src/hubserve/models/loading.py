@@ -13,9 +13,10 @@ says so.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from hubserve.models import custom as user_code
 from hubserve.models.jsonable import to_jsonable

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -42,7 +42,7 @@ class OnnxModel(torch.nn.Module):
 
     main_input_name = "input_ids"
 
-    _classes: dict[str, type[OnnxModel]] = {}
+    _classes: ClassVar[dict[str, type[OnnxModel]]] = {}  # one subclass per wrapped model class
 
     @classmethod
     def wrap(cls, session: Any, config: Any, meta: dict[str, Any], runtime: str) -> OnnxModel:

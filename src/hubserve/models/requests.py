@@ -6,7 +6,8 @@ model code runs, so a bad body is a 400 and never a 424 from deep inside a pipel
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from hubserve.errors import ValidationError
 

@@ -24,8 +24,9 @@ from __future__ import annotations
 import gc
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -103,8 +104,8 @@ class ModelRuntime:
     def sentence_model(self, model_dir: Path, model: Any) -> Any:
         """A SentenceTransformer whose transformer runs on the chosen runtime; pooling stays torch."""
         first = model[0] if len(model) else None
-        inner = getattr(first, "model", None)
-        if getattr(first, "transformer_task", None) != "feature-extraction" or not hasattr(inner, "config"):
+        inner: Any = getattr(first, "model", None)
+        if first is None or getattr(first, "transformer_task", None) != "feature-extraction" or not hasattr(inner, "config"):
             self._fall_back(
                 f"the sentence-transformers model's first module is {type(first).__name__}, "
                 "not a transformer hubserve exports; it runs on torch"
@@ -181,10 +182,10 @@ class ModelRuntime:
         built = onnx_export.ensure_artifacts(model_dir, auto_class_name, onnx_export.VARIANTS, self.cache_dir)
         rejected = {variant: reason for variant, reason in built.items() if isinstance(reason, str)}
         candidates: dict[str, Any] = {"torch": torch_model()}
-        for variant, artifact in built.items():
-            if isinstance(artifact, onnx_export.Artifact):
+        for variant, result in built.items():
+            if isinstance(result, onnx_export.Artifact):
                 candidates[variant] = OnnxModel.wrap(
-                    open_session(artifact.path, self.threads), config(), artifact.meta, variant
+                    open_session(result.path, self.threads), config(), result.meta, variant
                 )
         probe = self._probe_inputs(tokenizer, candidates["torch"])
         timings = {name: _median_ms(model, probe) for name, model in candidates.items()}
@@ -203,9 +204,9 @@ class ModelRuntime:
         self.info.update(record, decision="timed")
         onnx_export.write_json_atomic(decision_path, {**record, "threads": self.threads, "decided_at": time.time()})
         if chosen != "torch":
-            artifact = built[chosen]
-            assert isinstance(artifact, onnx_export.Artifact)
-            self.info["cache"] = "hit" if artifact.cached else "miss"
+            picked = built[chosen]
+            assert isinstance(picked, onnx_export.Artifact)
+            self.info["cache"] = "hit" if picked.cached else "miss"
         model = candidates.pop(chosen)
         candidates.clear()
         gc.collect()

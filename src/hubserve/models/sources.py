@@ -75,7 +75,14 @@ def resolve_hub(repo_id: str, revision: str | None, cache_dir: Path | None = Non
     return resolved
 
 
+def resolve_source(
+    source: str, revision: str | None, *, allowed_roots: list[Path] | None = None, cache_dir: Path | None = None
+) -> Path:
+    """A local folder or Hub repo id as a folder on this machine (what a replica does with its launch)."""
+    if is_local(source):
+        return resolve_local(source, allowed_roots)
+    return resolve_hub(source, revision, cache_dir)
+
+
 def resolve(model: ModelSpec, *, allowed_roots: list[Path] | None = None, cache_dir: Path | None = None) -> Path:
-    if is_local(model.source):
-        return resolve_local(model.source, allowed_roots)
-    return resolve_hub(model.source, model.revision, cache_dir)
+    return resolve_source(model.source, model.revision, allowed_roots=allowed_roots, cache_dir=cache_dir)

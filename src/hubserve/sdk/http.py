@@ -103,8 +103,8 @@ def endpoint_path(name: str, prefix: str = "/v1/endpoints") -> str:
 
 def spec_json(spec: Mapping[str, Any] | EndpointSpec) -> dict[str, Any]:
     if hasattr(spec, "model_dump"):  # an EndpointSpec; checked by duck type to keep pydantic unimported
-        return spec.model_dump(mode="json")  # type: ignore[union-attr,no-any-return]
-    return dict(spec)  # type: ignore[arg-type]
+        return spec.model_dump(mode="json")
+    return dict(spec)
 
 
 def health() -> Call:

@@ -164,6 +164,7 @@ class AsyncInferenceResponse:
         """The output; without ``waiter_config`` one look (ObjectNotExistedError if not done yet)."""
         client, name = self.predictor_async._client, self.predictor_async.endpoint_name
         attempts = 1 if waiter_config is None else max(1, waiter_config.max_attempts)
+        status: Any = None  # set by the first attempt; there is always one
         for attempt in range(attempts):
             record = client.get_async_inference(name, self.inference_id)
             status = record.get("status")

@@ -9,12 +9,15 @@ anything beyond it in the part files is an uncommitted tail to cut off.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import datetime as dt
 import json
-from typing import Any
+from typing import Any, overload
 
 import sqlalchemy as sa
+
+from hubserve.store.engine import engine_for
 
 _metadata = sa.MetaData()
 
@@ -60,6 +63,10 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+@overload
+def _utc(value: dt.datetime) -> dt.datetime: ...
+@overload
+def _utc(value: None) -> None: ...
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
     # SQLite drops the timezone; everything we store is UTC.
     if value is not None and value.tzinfo is None:
@@ -112,14 +119,14 @@ class FileProgress:
 class BatchJobStore:
     """CRUD over batch jobs and their files; every progress step is one transaction."""
 
-    def __init__(self, url: str) -> None:
-        self._engine = sa.create_engine(url)
-        if url.startswith("sqlite"):
-            sa.event.listen(self._engine, "connect", _sqlite_pragmas)
+    def __init__(self, engine: sa.Engine | str) -> None:
+        """``engine``: the server's shared engine, or a store URL for an engine of this store's own."""
+        self._engine, self._owns_engine = engine_for(engine)
         _metadata.create_all(self._engine)
 
     def close(self) -> None:
-        self._engine.dispose()
+        if self._owns_engine:
+            self._engine.dispose()
 
     def insert(self, job_id: str, request: dict[str, Any], endpoint_spec: dict[str, Any], files: list[tuple[str, str]]) -> BatchJobRecord:
         """Add a job in status running with its input files (url, relative name), in processing order."""
@@ -131,8 +138,8 @@ class BatchJobStore:
                     desired="running", status="running", reason=None, records_total=None, records_done=0,
                     records_failed=0, runs=0, run_started_at=None, run_start_done=0, run_ended_at=None,
                     created_at=now, updated_at=now, finished_at=None,
-                )  # fmt: skip
-            )
+                )
+            )  # fmt: skip
             if files:
                 conn.execute(
                     batch_job_files_table.insert(),
@@ -153,7 +160,7 @@ class BatchJobStore:
             rows = conn.execute(batch_jobs_table.select().order_by(batch_jobs_table.c.created_at)).mappings().all()
         return [_record(dict(row)) for row in rows]
 
-    def files(self, job_id: str) -> list[FileProgress]:
+    def files(self, job_id: str) -> builtins.list[FileProgress]:
         table = batch_job_files_table
         with self._engine.connect() as conn:
             rows = conn.execute(table.select().where(table.c.job_id == job_id).order_by(table.c.idx)).mappings().all()
@@ -200,8 +207,8 @@ class BatchJobStore:
                 table.update().where(table.c.job_id == job_id, table.c.idx == progress.idx).values(
                     done=progress.done, failed=progress.failed, offset=progress.offset, line=progress.line,
                     out_bytes=progress.out_bytes, err_bytes=progress.err_bytes,
-                )  # fmt: skip
-            )
+                )
+            )  # fmt: skip
             conn.execute(
                 batch_jobs_table.update().where(batch_jobs_table.c.id == job_id).values(
                     records_done=batch_jobs_table.c.records_done + records,
@@ -210,13 +217,6 @@ class BatchJobStore:
                 )
             )
 
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
 
 
 def _record(row: dict[str, Any]) -> BatchJobRecord:
@@ -234,7 +234,7 @@ def _record(row: dict[str, Any]) -> BatchJobRecord:
         run_started_at=_utc(row["run_started_at"]),
         run_start_done=row["run_start_done"],
         run_ended_at=_utc(row["run_ended_at"]),
-        created_at=_utc(row["created_at"]),  # type: ignore[arg-type]
-        updated_at=_utc(row["updated_at"]),  # type: ignore[arg-type]
+        created_at=_utc(row["created_at"]),
+        updated_at=_utc(row["updated_at"]),
         finished_at=_utc(row["finished_at"]),
     )

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from hubserve.spec import EndpointSpec, EndpointState
+from hubserve.store.engine import engine_for
 
 _metadata = sa.MetaData()
 
@@ -53,10 +54,9 @@ class EndpointRecord:
 class EndpointStore:
     """CRUD over endpoints. Synchronous: SQLite calls take microseconds and stay off the hot path."""
 
-    def __init__(self, url: str) -> None:
-        self._engine = sa.create_engine(url)
-        if url.startswith("sqlite"):
-            sa.event.listen(self._engine, "connect", _sqlite_pragmas)
+    def __init__(self, engine: sa.Engine | str) -> None:
+        """``engine``: the server's shared engine, or a store URL for an engine of this store's own."""
+        self._engine, self._owns_engine = engine_for(engine)
         _metadata.create_all(self._engine)
 
     @classmethod
@@ -64,7 +64,8 @@ class EndpointStore:
         return cls(f"sqlite:///{home / 'state.db'}")
 
     def close(self) -> None:
-        self._engine.dispose()
+        if self._owns_engine:
+            self._engine.dispose()
 
     def insert(self, spec: EndpointSpec, notes: list[str]) -> EndpointRecord:
         """Add a new endpoint; returns None-free record. Raises KeyError if the name is taken."""
@@ -115,13 +116,6 @@ class EndpointStore:
         with self._engine.begin() as conn:
             conn.execute(endpoints_table.delete().where(endpoints_table.c.name == name))
 
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
 
 
 def _record(row: dict[str, Any]) -> EndpointRecord:

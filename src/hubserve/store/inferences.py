@@ -10,13 +10,14 @@ so two dispatchers never run one inference twice at once. Statuses:
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import datetime as dt
 from typing import Any
 
 import sqlalchemy as sa
 
-from hubserve.store.endpoints import _sqlite_pragmas
+from hubserve.store.engine import engine_for
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, EXPIRED = "queued", "running", "succeeded", "failed", "expired"
 TERMINAL = (SUCCEEDED, FAILED, EXPIRED)
@@ -106,14 +107,14 @@ class InferenceRecord:
 class InferenceStore:
     """The queue. Synchronous like EndpointStore: each statement is one short transaction."""
 
-    def __init__(self, url: str) -> None:
-        self._engine = sa.create_engine(url)
-        if url.startswith("sqlite"):
-            sa.event.listen(self._engine, "connect", _sqlite_pragmas)
+    def __init__(self, engine: sa.Engine | str) -> None:
+        """``engine``: the server's shared engine, or a store URL for an engine of this store's own."""
+        self._engine, self._owns_engine = engine_for(engine)
         _metadata.create_all(self._engine)
 
     def close(self) -> None:
-        self._engine.dispose()
+        if self._owns_engine:
+            self._engine.dispose()
 
     def insert(self, row: dict[str, Any]) -> InferenceRecord | None:
         """Queue a new inference; None when (endpoint, id) exists already (the caller returns that one)."""
@@ -157,7 +158,7 @@ class InferenceStore:
                 found.setdefault(endpoint, {QUEUED: 0, RUNNING: 0})[status] = int(count)
         return found
 
-    def oldest_queued(self, endpoint: str, limit: int) -> list[InferenceRecord]:
+    def oldest_queued(self, endpoint: str, limit: int) -> builtins.list[InferenceRecord]:
         table = inferences_table
         query = (
             table.select()
@@ -195,14 +196,14 @@ class InferenceStore:
             finished_at=now(), owner=None,
         )  # fmt: skip
 
-    def expired(self, at: dt.datetime | None = None) -> list[InferenceRecord]:
+    def expired(self, at: dt.datetime | None = None) -> builtins.list[InferenceRecord]:
         """Queued inferences past their TTL."""
         table = inferences_table
         query = table.select().where(table.c.status == QUEUED, table.c.expires_at < (at or now()))
         with self._engine.connect() as conn:
             return [_record(dict(row)) for row in conn.execute(query).mappings()]
 
-    def orphans(self) -> list[InferenceRecord]:
+    def orphans(self) -> builtins.list[InferenceRecord]:
         """Inferences left ``running`` by a process that died (called once at server start)."""
         query = inferences_table.select().where(inferences_table.c.status == RUNNING)
         with self._engine.connect() as conn:

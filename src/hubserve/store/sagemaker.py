@@ -15,6 +15,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from hubserve.store.engine import engine_for
+
 _metadata = sa.MetaData()
 
 
@@ -50,14 +52,14 @@ class Definition:
 class SageMakerStore:
     """CRUD over SageMaker models, endpoint configs and endpoint -> config bindings."""
 
-    def __init__(self, url: str) -> None:
-        self._engine = sa.create_engine(url)
-        if url.startswith("sqlite"):
-            sa.event.listen(self._engine, "connect", _sqlite_pragmas)
+    def __init__(self, engine: sa.Engine | str) -> None:
+        """``engine``: the server's shared engine, or a store URL for an engine of this store's own."""
+        self._engine, self._owns_engine = engine_for(engine)
         _metadata.create_all(self._engine)
 
     def close(self) -> None:
-        self._engine.dispose()
+        if self._owns_engine:
+            self._engine.dispose()
 
     # models and configs share one shape -------------------------------------------------
 
@@ -122,9 +124,3 @@ class SageMakerStore:
         with self._engine.begin() as conn:
             return bool(conn.execute(table.delete().where(table.c.name == name)).rowcount)
 
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()

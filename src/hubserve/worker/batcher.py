@@ -1,22 +1,24 @@
 """Adaptive batching: what arrives while the inference thread is busy runs together next.
 
-There is no timer. When the inference thread is free, a submitted job starts on the next turn
-of the event loop (so frames that arrived in the same socket read still join it, and a lone
-request waits for nothing). While a batch runs, new jobs queue; when it finishes, the queue
-forms the next batch at once:
+There is no timer. When the inference thread is free, a submitted request starts on the next
+turn of the event loop (so frames that arrived in the same socket read still join it, and a
+lone request waits for nothing). While a batch runs, new requests queue as ``Pending``; when it
+finishes, the queue forms the next batch at once:
 
-- the oldest waiting job always goes in, whatever its size (a job over the limits runs alone,
-  it is never rejected);
-- then, in arrival order, every waiting job with the same ``key`` that keeps the batch within
-  ``max_batch_size`` sequences and ``max_batch_tokens`` tokens; a job that does not fit waits
-  for a later batch (which it heads once it is the oldest), jobs behind it that fit may join;
-- a job with key ``None`` never shares a batch;
-- a job whose future was cancelled (its connection closed) is dropped before it runs, and
-  the result of one cancelled while running is dropped.
+- the oldest pending request always goes in, whatever its size (one over the limits runs
+  alone, it is never rejected);
+- then, in arrival order, every pending request with the same ``key`` that keeps the batch
+  within ``max_batch_size`` sequences and ``max_batch_tokens`` tokens; one that does not fit
+  waits for a later batch (which it heads once it is the oldest), those behind it that fit may
+  join;
+- a request with key ``None`` never shares a batch;
+- a request whose future was cancelled (a Cancel frame, or its connection closed) is dropped
+  before it runs, so it takes no slot in a batch; the result of one cancelled while running is
+  dropped.
 
 The batcher is pure scheduling: ``run`` (called in the executor's thread with the batch's
 payloads) does the work and returns one result per payload, in order. If ``run`` raises, every
-job of that batch gets the exception and the batcher carries on with the next.
+request of that batch gets the exception and the batcher carries on with the next.
 """
 
 from __future__ import annotations
@@ -24,16 +26,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable, Hashable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable
+from typing import Any
 
 RunBatch = Callable[[list[Any]], list[Any]]
 
 
 @dataclass(eq=False)
-class Job:
-    """One request waiting for the inference thread."""
+class Pending:
+    """One request waiting for (or running in) the inference thread."""
 
     payload: Any
     key: Hashable | None = None  # equal keys may share a batch; None: always alone
@@ -53,7 +56,7 @@ class BatchDone:
 
 
 class Batcher:
-    """Runs submitted jobs in batches on one executor thread, without ever waiting on a clock."""
+    """Runs submitted requests in batches on one executor thread, without ever waiting on a clock."""
 
     def __init__(
         self,
@@ -69,7 +72,7 @@ class Batcher:
         self._run = run
         self._executor = executor
         self._on_batch = on_batch
-        self._queue: deque[Job] = deque()
+        self._queue: deque[Pending] = deque()
         self._busy = False
         self._scheduled = False
         self._idle = asyncio.Event()
@@ -77,19 +80,19 @@ class Batcher:
 
     @property
     def queued(self) -> int:
-        return sum(1 for job in self._queue if not job.future.done())
+        return sum(1 for pending in self._queue if not pending.future.done())
 
     @property
     def busy(self) -> bool:
         return self._busy
 
-    def submit(self, job: Job) -> asyncio.Future[Any]:
-        """Queue ``job``; the future resolves with its result (cancel it to drop the job)."""
-        job.future = asyncio.get_running_loop().create_future()
-        self._queue.append(job)
+    def submit(self, pending: Pending) -> asyncio.Future[Any]:
+        """Queue ``pending``; the future resolves with its result (cancel it to drop the request)."""
+        pending.future = asyncio.get_running_loop().create_future()
+        self._queue.append(pending)
         self._idle.clear()
         self._schedule()
-        return job.future
+        return pending.future
 
     async def idle(self) -> None:
         """Wait until nothing is queued or running."""
@@ -111,11 +114,11 @@ class Batcher:
         self._busy = True
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
-        running = loop.run_in_executor(self._executor, self._run, [job.payload for job in batch])
+        running = loop.run_in_executor(self._executor, self._run, [pending.payload for pending in batch])
         running.add_done_callback(lambda done: self._finish(batch, started, done))
 
-    def _take(self) -> list[Job]:
-        """The next batch: the oldest live job plus every compatible one that fits, in order."""
+    def _take(self) -> list[Pending]:
+        """The next batch: the oldest live request plus every compatible one that fits, in order."""
         while self._queue and self._queue[0].future.done():
             self._queue.popleft()
         if not self._queue:
@@ -125,36 +128,36 @@ class Batcher:
         if first.key is None:
             return batch
         sequences, tokens = first.sequences, first.tokens
-        waiting: deque[Job] = deque()
-        for job in self._queue:
-            if job.future.done():
+        waiting: deque[Pending] = deque()
+        for pending in self._queue:
+            if pending.future.done():
                 continue
-            fits = sequences + job.sequences <= self.max_batch_size and tokens + job.tokens <= self.max_batch_tokens
-            if job.key == first.key and fits:
-                batch.append(job)
-                sequences += job.sequences
-                tokens += job.tokens
+            fits = sequences + pending.sequences <= self.max_batch_size and tokens + pending.tokens <= self.max_batch_tokens
+            if pending.key == first.key and fits:
+                batch.append(pending)
+                sequences += pending.sequences
+                tokens += pending.tokens
             else:
-                waiting.append(job)
+                waiting.append(pending)
         self._queue = waiting
         return batch
 
-    def _finish(self, batch: list[Job], started: float, done: asyncio.Future[list[Any]]) -> None:
+    def _finish(self, batch: list[Pending], started: float, done: asyncio.Future[list[Any]]) -> None:
         self._busy = False
         try:
             results = done.result()
             if len(results) != len(batch):
                 raise RuntimeError(f"the batch of {len(batch)} requests returned {len(results)} results")
-        except BaseException as exc:  # the run itself failed: every job of the batch hears why
-            for job in batch:
-                if not job.future.done():
-                    job.future.set_exception(exc)
+        except BaseException as exc:  # the run itself failed: every request of the batch hears why
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(exc)
         else:
-            for job, result in zip(batch, results, strict=True):
-                if not job.future.done():
-                    job.future.set_result(result)
+            for pending, result in zip(batch, results, strict=True):
+                if not pending.future.done():
+                    pending.future.set_result(result)
         self._schedule()
         if self._on_batch is not None:
             seconds = time.perf_counter() - started
-            sequences, tokens = sum(job.sequences for job in batch), sum(job.tokens for job in batch)
+            sequences, tokens = sum(pending.sequences for pending in batch), sum(pending.tokens for pending in batch)
             self._on_batch(BatchDone(len(batch), sequences, tokens, seconds))

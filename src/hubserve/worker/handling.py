@@ -1,18 +1,28 @@
-"""Turn framed requests into framed responses around a loaded model.
+"""Turn framed requests into framed answers (``End``, and ``Part``s for streams) around a loaded model.
 
 Parsing, validation and encoding happen here, in the replica, so errors in the client's
 body are reported with the same types whichever dialect the gateway received.
 
 Two steps for the batcher: ``plan`` runs on the event loop as a frame arrives (parse the
-JSON, check the body; a bad one is answered at once and never queues) and returns a ``Job``
+JSON, check the body; a bad one is answered at once and never queues) and returns a ``Pending``
 saying what the request may share a batch with; ``run_planned`` runs a batch in the
-inference thread and encodes one response per request. Custom code runs through ``handle``,
+inference thread and encodes one answer per request. Custom code runs through ``handle``,
 one request at a time, exactly as before batching.
+
+Streams: custom code whose call returns an iterator (a generator of tokens, say) is iterated
+in the inference thread when the request asked for a stream; each item goes out at once as a
+``Part`` through the request's ``Sink`` and the ``End`` follows with an empty body. A cancel
+sets the sink's ``stopped`` event, checked before each next item, so the generator is closed
+between two parts and the thread is free again. Anything else a stream request gets is one
+``End`` with the whole answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,10 +30,11 @@ import msgspec
 
 from hubserve.errors import ValidationError
 from hubserve.models import batching
+from hubserve.models.jsonable import to_jsonable
 from hubserve.models.loading import LoadedModel
-from hubserve.worker.batcher import Job
+from hubserve.worker.batcher import Pending
 from hubserve.worker.csv_codec import CSV, decode_csv, encode_csv, wants_csv
-from hubserve.worker.protocol import Request, Response
+from hubserve.worker.protocol import End, Part, Request, encode_frame
 
 _json_encoder = msgspec.json.Encoder()
 _EXAMPLE = '{"inputs": "I love this movie", "parameters": {}}'
@@ -69,77 +80,148 @@ def require_inputs(data: Any) -> dict[str, Any]:
     return data
 
 
-def handle(model: LoadedModel, request: Request) -> Response:
-    """Run one request; every failure becomes an error response, never an exception."""
+class Sink:
+    """Where one stream's parts go: encoded in the inference thread, written by the event loop.
+
+    ``stopped`` is set from the loop (a Cancel frame, a closed connection) and read by the
+    inference thread before it asks the model for the next item.
+    """
+
+    __slots__ = ("_loop", "_write", "stopped")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, write: Callable[[bytearray], None]) -> None:
+        self.stopped = threading.Event()
+        self._loop = loop
+        self._write = write
+
+    def send(self, part: Part) -> None:
+        self._loop.call_soon_threadsafe(self._write, encode_frame(part))
+
+
+def handle(model: LoadedModel, request: Request, sink: Sink | None = None) -> End:
+    """Run one request; every failure becomes an error answer, never an exception.
+
+    With a ``sink`` (a stream request), an iterator from custom code is sent part by part.
+    """
     try:
         if model.accepts_raw:
             body, content_type = model.handle_raw(request.body, request.content_type, request.accept)
-            return Response(id=request.id, ok=True, body=body, content_type=content_type)
+            return End(request.id, True, body, content_type)
         check_accept(request.accept)
         data = parse_body(request.body, request.content_type)
         if not model.custom:
             require_inputs(data)
-        result = model.predict(data)
-        return Response(id=request.id, ok=True, body=_encode(result))
+            return End(request.id, True, _encode(model.predict(data)))
+        result = model.predictor(data)  # not predict(): that would turn a generator into its repr
+        if isinstance(result, Iterator):
+            if sink is not None:
+                return run_stream(request.id, result, sink)
+            # A plain call to a streaming handler answers all its items at once (bytes as text: JSON has no bytes).
+            result = [item.decode("utf-8", errors="replace") if isinstance(item, bytes) else item for item in result]
+        return End(request.id, True, _encode(to_jsonable(result)))
     except Exception as exc:
         return error_response(request.id, exc)
 
 
-@dataclass(eq=False)
+def run_stream(request_id: int, items: Iterator[Any], sink: Sink) -> End:
+    """Send each item as a Part until the iterator ends, fails (a ModelError End) or is stopped."""
+    try:
+        while not sink.stopped.is_set():
+            try:
+                item = next(items)
+            except StopIteration:
+                break
+            body, content_type = encode_item(item)
+            sink.send(Part(request_id, body, content_type))
+    except Exception as exc:
+        return error_response(request_id, exc)
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()  # a generator's own cleanup (its finally blocks) runs now, in this thread
+    return End(request_id, True)
+
+
+def encode_item(item: Any) -> tuple[bytes, str]:
+    """A stream item as a part body: bytes as given, str as UTF-8 text, anything else as JSON."""
+    if isinstance(item, bytes):
+        return item, "application/octet-stream"
+    if isinstance(item, str):
+        return item.encode(), "text/plain; charset=utf-8"
+    return _encode(to_jsonable(item)), "application/json"
+
+
+@dataclass(eq=False, slots=True)
 class Planned:
     """A request the batcher holds: its frame and, for standard tasks, its checked body."""
 
     request: Request
     prepared: batching.Prepared | None = None  # None: custom code, run through ``handle``
+    sink: Sink | None = None  # a stream request to a model that may stream
 
 
-def plan(model: LoadedModel, request: Request) -> Job | Response:
-    """Check a request as it arrives: a ``Job`` for the batcher, or the error response now."""
+def plan(model: LoadedModel, request: Request, sink: Sink | None = None) -> Pending | End:
+    """Check a request as it arrives: a ``Pending`` for the batcher, or the error answer now."""
     if model.custom or model.accepts_raw:
-        return Job(Planned(request))  # user code: never batched, checked by its own hooks
+        return Pending(Planned(request, sink=sink))  # user code: never batched, checked by its own hooks
     try:
         check_accept(request.accept, csv=True)
         data = require_inputs(parse_body(request.body, request.content_type))
         prepared = batching.prepare(model, data)
     except Exception as exc:
         return error_response(request.id, exc)
-    return Job(Planned(request, prepared), key=prepared.key, sequences=prepared.sequences, tokens=prepared.tokens)
+    return Pending(Planned(request, prepared), key=prepared.key, sequences=prepared.sequences, tokens=prepared.tokens)
 
 
-def run_planned(model: LoadedModel, batch: list[Planned], batch_size: int) -> list[Response]:
-    """Run one batch (requests with one key) in the inference thread; one response per request."""
+def streams(model: Any) -> bool:
+    """Whether a stream request may get parts: custom code answering parsed bodies (handler.py)."""
+    return bool(getattr(model, "custom", False)) and not getattr(model, "accepts_raw", False)
+
+
+def run_planned(model: LoadedModel, batch: list[Planned], batch_size: int) -> list[End]:
+    """Run one batch (requests with one key) in the inference thread; one answer per request."""
     if any(planned.prepared is None for planned in batch):
-        return [handle(model, planned.request) for planned in batch]
+        return [handle(model, planned.request, planned.sink) for planned in batch]
     prepared = [planned.prepared for planned in batch if planned.prepared is not None]
     results = batching.run(model, prepared, batch_size)
     return [_respond(planned.request.id, result, planned.request.accept) for planned, result in zip(batch, results, strict=True)]
 
 
-def body_from_file(request: Request) -> Request | Response:
-    """The request with its body read from ``body_path`` (async inference), or a 400 naming the file."""
+def read_url(url: str, storage_options: dict[str, dict[str, str]]) -> bytes:
+    """The bytes at a local path, file:// or other fsspec URL, with that protocol's options."""
+    import fsspec  # only async payloads need it: not imported by every replica at start
+
+    protocol = url.split("://", 1)[0] if "://" in url else "file"
+    with fsspec.open(url, "rb", **storage_options.get(protocol, {})) as file:
+        data: bytes = file.read()
+    return data
+
+
+def body_from_url(request: Request, storage_options: dict[str, dict[str, str]]) -> Request | End:
+    """The request with its body read from ``body_url`` (async inference), or a 400 naming the URL."""
     try:
-        with open(request.body_path, "rb") as file:
-            body = file.read()
-    except OSError as exc:
-        message = f"The payload file {request.body_path} cannot be read: {exc.strerror or exc}"
-        return Response(id=request.id, ok=False, error_type="ValidationError", error_message=message)
-    return msgspec.structs.replace(request, body=body, body_path="")
+        body = read_url(request.body_url, storage_options)
+    except Exception as exc:  # OSError locally; each fsspec backend raises its own types
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
+        message = f"The payload {request.body_url} cannot be read: {reason}"
+        return End(request.id, False, error_type="ValidationError", error_message=message)
+    return msgspec.structs.replace(request, body=body, body_url="")
 
 
-def error_response(request_id: int, exc: BaseException) -> Response:
+def error_response(request_id: int, exc: BaseException) -> End:
     """A ValidationError keeps its type (400); anything else the model raised is a ModelError."""
     if isinstance(exc, ValidationError):
-        return Response(id=request_id, ok=False, error_type=exc.type, error_message=exc.message)
-    return Response(id=request_id, ok=False, error_type="ModelError", error_message=f"{type(exc).__name__}: {exc}")
+        return End(request_id, False, error_type=exc.type, error_message=exc.message)
+    return End(request_id, False, error_type="ModelError", error_message=f"{type(exc).__name__}: {exc}")
 
 
-def _respond(request_id: int, result: Any, accept: str = "") -> Response:
+def _respond(request_id: int, result: Any, accept: str = "") -> End:
     if isinstance(result, Exception):
         return error_response(request_id, result)
     try:
         if wants_csv(accept):
-            return Response(id=request_id, ok=True, body=encode_csv(result), content_type=CSV)
-        return Response(id=request_id, ok=True, body=_encode(result))
+            return End(request_id, True, encode_csv(result), CSV)
+        return End(request_id, True, _encode(result))
     except Exception as exc:
         return error_response(request_id, exc)
 

@@ -1,7 +1,13 @@
 """Length-prefixed msgpack frames between the gateway and a replica, multiplexed by request id.
 
-The request carries the client's body bytes untouched: the replica parses them, so the
-gateway's single event loop never spends time on JSON of any size.
+gateway -> replica: ``Request`` (one invocation) and ``Cancel`` (the gateway no longer wants it).
+replica -> gateway: zero or more ``Part`` frames (stream requests only), then one ``End`` per
+request, whether it succeeded or not. A cancelled request gets no frame at all.
+
+Every frame is a tagged, array-like msgspec struct (the tag is the first array element), so one
+decoder reads either direction's frames and dispatch is a type check. The request carries the
+client's body bytes untouched: the replica parses them, so the gateway's single event loop never
+spends time on JSON of any size.
 """
 
 from __future__ import annotations
@@ -15,16 +21,33 @@ _LENGTH = struct.Struct("!I")
 MAX_FRAME_BYTES = 1 << 31
 
 
-class Request(msgspec.Struct, array_like=True):
+class Request(msgspec.Struct, tag="req", array_like=True):
     id: int
     body: bytes
     content_type: str = "application/json"
     accept: str = "application/json"
-    # Async inference: the body is this local file, read by the replica (the gateway never holds it).
-    body_path: str = ""
+    # Async inference: the replica reads the body from here (a local path, file:// or s3:// URL).
+    body_url: str = ""
+    stream: bool = False  # answer in Part frames where the model streams
 
 
-class Response(msgspec.Struct, array_like=True):
+class Cancel(msgspec.Struct, tag="cancel", array_like=True):
+    """Drop request ``id``: unqueue it, discard its answer, or stop its stream between two parts."""
+
+    id: int
+
+
+class Part(msgspec.Struct, tag="part", array_like=True):
+    """One piece of a stream request's answer; its ``End`` follows the last one."""
+
+    id: int
+    body: bytes
+    content_type: str = "application/json"
+
+
+class End(msgspec.Struct, tag="end", array_like=True):
+    """The last frame of every request: its whole answer, an empty body after parts, or its error."""
+
     id: int
     ok: bool
     body: bytes = b""
@@ -33,14 +56,18 @@ class Response(msgspec.Struct, array_like=True):
     error_message: str = ""
 
 
-_request_encoder = msgspec.msgpack.Encoder()
-_request_decoder = msgspec.msgpack.Decoder(Request)
-_response_decoder = msgspec.msgpack.Decoder(Response)
+Frame = Request | Cancel | Part | End
+
+_encoder = msgspec.msgpack.Encoder()
+_frame_decoder = msgspec.msgpack.Decoder(Frame)
 
 
-def encode_frame(message: Request | Response) -> bytes:
-    payload = _request_encoder.encode(message)
-    return _LENGTH.pack(len(payload)) + payload
+def encode_frame(message: Frame) -> bytearray:
+    """The frame as one buffer: the 4-byte length, then the payload (encoded in place, one allocation)."""
+    buffer = bytearray(_LENGTH.size)
+    _encoder.encode_into(message, buffer, _LENGTH.size)
+    _LENGTH.pack_into(buffer, 0, len(buffer) - _LENGTH.size)
+    return buffer
 
 
 async def read_payload(reader: asyncio.StreamReader) -> bytes:
@@ -52,12 +79,9 @@ async def read_payload(reader: asyncio.StreamReader) -> bytes:
     return await reader.readexactly(length)
 
 
-def decode_request(payload: bytes) -> Request:
-    return _request_decoder.decode(payload)
-
-
-def decode_response(payload: bytes) -> Response:
-    return _response_decoder.decode(payload)
+def decode_frame(payload: bytes) -> Frame:
+    """Any frame of either direction; raises msgspec.DecodeError (a ValueError) on garbage."""
+    return _frame_decoder.decode(payload)
 
 
 # --- the zygote's control pipe ------------------------------------------------------------
@@ -106,7 +130,7 @@ _zygote_event_decoder = msgspec.msgpack.Decoder(ZygoteEvent)
 
 
 def encode_control_frame(message: ZygoteCommand | ZygoteEvent) -> bytes:
-    payload = _request_encoder.encode(message)
+    payload = _encoder.encode(message)
     return _LENGTH.pack(len(payload)) + payload
 
 

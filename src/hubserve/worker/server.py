@@ -1,19 +1,33 @@
-"""The replica's main loop: load the model, then serve frames from the gateway on a Unix socket.
+"""The replica's main loop: resolve and load the model, then serve frames from the gateway on a Unix socket.
+
+The replica is started with one ``--launch`` argument, the JSON of a ``ReplicaLaunch``
+(worker/launch.py), plus the backend's local plumbing (``--socket``, ``--error-file``,
+``--info-file``, ``--cpus``). It resolves the model source itself (models.sources: a local
+folder or a Hub repo, offline cache honoured), infers the task when the launch names none, and
+loads the model. Any failure up to there is written to the error file as
+``{"phase": "source" | "task" | "load", "type", "message"}`` and the replica exits with code 3:
+that is how the backend tells the user why the endpoint failed.
 
 Inference runs in one thread (torch uses its own intra-op threads), so the event loop stays free
 to read new requests while a prediction runs. Requests go through the batcher (worker/batcher.py):
 those that arrive while a batch runs are run together in the next one, within
-``--max-batch-size`` sequences and ``--max-batch-tokens`` tokens (defaults per runtime and device:
+``max_batch_size`` sequences and ``max_batch_tokens`` tokens (defaults per runtime and device:
 ``models.batching.default_limits``). Every batch of more than one request is reported as a
 ``hubserve-replica-batch {json}`` line (at most one line a second; ``batches`` and
 ``batched_requests`` count every such batch since the start).
 
+A ``Cancel`` frame drops its request: unqueued if it still waits (its batch slot is freed), its
+answer discarded if it runs, and a stream stopped between two parts (handling.Sink). A stream
+request gets ``Part`` frames where the model streams (handling.py), then its ``End``.
+
 The same ``main`` runs in a fresh ``python -m hubserve.worker`` process and in a replica forked
 from the zygote (worker/zygote.py), where the imports below are already done. Either way the
 replica prints its start-up phases as ``hubserve-replica-timing {json}`` lines in its log
-(``main_at``/``ready_at`` are wall-clock seconds, the ``*_s`` fields durations), which is how
+(``main_at``/``ready_at`` are wall-clock seconds, the ``*_s`` fields durations; ``load_s``
+includes resolving the source, also reported alone as ``resolve_s``), which is how
 benchmarks/cold_start.py splits a cold start into fork, imports, weight load and first inference.
 """
+
 
 from __future__ import annotations
 
@@ -28,13 +42,16 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+import msgspec
 
 from hubserve.logs.stamp import stamp_output
 from hubserve.models.batching import Limits, default_limits
-from hubserve.worker.batcher import BatchDone, Batcher
-from hubserve.worker.handling import Planned, body_from_file, error_response, plan, run_planned
-from hubserve.worker.protocol import Response, decode_request, encode_frame, read_payload
+from hubserve.worker.batcher import BatchDone, Batcher, Pending
+from hubserve.worker.handling import Planned, Sink, body_from_url, error_response, plan, run_planned, streams
+from hubserve.worker.launch import ReplicaLaunch, decode_launch
+from hubserve.worker.protocol import Cancel, End, Request, decode_frame, encode_frame, read_payload
 
 READY_LINE = "hubserve-replica-ready"
 TIMING_PREFIX = "hubserve-replica-timing "
@@ -46,21 +63,20 @@ def _print_timing(**fields: float) -> None:
     print(TIMING_PREFIX + json.dumps(fields), flush=True)
 
 
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+def _launch_arg(text: str) -> ReplicaLaunch:
+    try:
+        return decode_launch(text)
+    except msgspec.DecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not a ReplicaLaunch: {exc}") from None
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The launch (decoded) and the backend's local plumbing; everything else is in the launch."""
     parser = argparse.ArgumentParser(prog="hubserve-replica")
+    parser.add_argument("--launch", required=True, type=_launch_arg, help="the ReplicaLaunch, as JSON")
     parser.add_argument("--socket", required=True, type=Path)
-    parser.add_argument("--model-dir", required=True, type=Path)
-    parser.add_argument("--task", required=True)
-    parser.add_argument("--custom-code", action="store_true")
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--error-file", required=True, type=Path)
-    parser.add_argument("--info-file", type=Path, help="where to write what the replica chose (runtime, timings)")
-    parser.add_argument("--runtime", default="torch", choices=("torch", "onnx", "onnx-int8", "auto"))
-    parser.add_argument("--cache-dir", type=Path, help="cache of exported and quantized runtimes")
-    parser.add_argument("--max-batch-size", type=int, help="sequences per batch (default per runtime)")
-    parser.add_argument("--max-batch-tokens", type=int, help="tokens per batch (default per runtime)")
+    parser.add_argument("--info-file", type=Path, help="where to write what the replica chose (task, runtime, batching)")
     parser.add_argument("--cpus", default="", help="comma-separated CPU numbers to run on (default: all)")
     return parser.parse_args(argv)
 
@@ -75,18 +91,25 @@ def _exit_with_parent() -> None:
 
 
 def resolve_limits(model: Any, device: str, max_batch_size: int | None, max_batch_tokens: int | None) -> Limits:
-    """The flags where given, else the defaults for the runtime the model loaded on."""
+    """The launch's limits where given, else the defaults for the runtime the model loaded on."""
     runtime_info = getattr(model, "runtime_info", None) or {}
     default = default_limits(str(runtime_info.get("chosen", "torch")), device)
     return Limits(max_batch_size or default.max_batch_size, max_batch_tokens or default.max_batch_tokens)
 
 
 class ReplicaServer:
-    """Serves one loaded model to any number of gateway connections, batching what arrives together."""
+    """Serves one loaded model to any number of gateway connections, batching what arrives together.
 
-    def __init__(self, model: Any, limits: Limits | None = None) -> None:
+    ``storage_options``: fsspec options per protocol for payload URLs (``body_url``) it opens.
+    """
+
+    def __init__(
+        self, model: Any, limits: Limits | None = None, storage_options: dict[str, dict[str, str]] | None = None
+    ) -> None:
         self._model = model
         self.limits = limits or resolve_limits(model, "cpu", None, None)
+        self._streams = streams(model)
+        self._storage_options = storage_options or {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self.batcher = Batcher(
             self._run,
@@ -101,35 +124,51 @@ class ReplicaServer:
         self._last_report = 0.0
 
     async def serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        waiting: set[asyncio.Future[Any]] = set()
+        inflight: dict[int, Pending] = {}  # this connection's requests, queued or running, by id
         try:
             while True:
                 try:
-                    payload = await read_payload(reader)
-                except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+                    frame = decode_frame(await read_payload(reader))
+                except (asyncio.IncompleteReadError, ConnectionError, ValueError):  # msgspec.DecodeError too
                     return
-                request = decode_request(payload)
-                if request.body_path:  # an async payload: read here, in a thread, never by the gateway
-                    loaded = await asyncio.to_thread(body_from_file, request)
-                    if isinstance(loaded, Response):
-                        _reply(writer, loaded)
-                        continue
-                    request = loaded
-                planned = plan(self._model, request)
-                if isinstance(planned, Response):  # a bad body: answered now, never queued
-                    _reply(writer, planned)
-                    continue
-                future = self.batcher.submit(planned)
-                waiting.add(future)
-                future.add_done_callback(partial(_deliver, writer, waiting, request.id))
+                if isinstance(frame, Request):
+                    request: Request | None = frame
+                    if frame.body_url:  # an async payload: read here, in a thread, never by the gateway
+                        request = await self._load_body(frame, writer)
+                    if request is not None:
+                        self._accept(request, writer, inflight)
+                elif isinstance(frame, Cancel):
+                    pending = inflight.pop(frame.id, None)
+                    if pending is not None:
+                        _drop(pending)
         finally:
-            # The connection is gone: its queued requests are dropped, running ones' answers discarded;
-            # other connections' requests are untouched.
-            for future in list(waiting):
-                future.cancel()
+            # The connection is gone: its queued requests are dropped, running ones' answers discarded
+            # and streams stopped; other connections' requests are untouched.
+            for pending in inflight.values():
+                _drop(pending)
+            inflight.clear()
             writer.close()
 
-    def _run(self, batch: list[Planned]) -> list[Response]:
+    async def _load_body(self, request: Request, writer: asyncio.StreamWriter) -> Request | None:
+        """The request with its payload read from ``body_url``; None once a failure was answered."""
+        loaded = await asyncio.to_thread(body_from_url, request, self._storage_options)
+        if isinstance(loaded, End):
+            _write(writer, encode_frame(loaded))
+            return None
+        return loaded
+
+    def _accept(self, request: Request, writer: asyncio.StreamWriter, inflight: dict[int, Pending]) -> None:
+        """Plan a request and queue it, or answer a bad one at once (it never queues)."""
+        sink = Sink(asyncio.get_running_loop(), partial(_write, writer)) if request.stream and self._streams else None
+        planned = plan(self._model, request, sink)
+        if isinstance(planned, End):
+            _write(writer, encode_frame(planned))
+            return
+        future = self.batcher.submit(planned)
+        inflight[request.id] = planned
+        future.add_done_callback(partial(_deliver, writer, inflight, planned))
+
+    def _run(self, batch: list[Planned]) -> list[End]:
         """One batch, in the inference thread."""
         if self._first_done:
             return run_planned(self._model, batch, self.limits.max_batch_size)
@@ -156,23 +195,32 @@ class ReplicaServer:
         print(BATCH_PREFIX + json.dumps(fields), flush=True)
 
 
-def _deliver(
-    writer: asyncio.StreamWriter, waiting: set[asyncio.Future[Any]], request_id: int, done: asyncio.Future[Any]
-) -> None:
-    waiting.discard(done)
+def _drop(pending: Pending) -> None:
+    """Cancel one request: the batcher skips it if queued, discards its answer if it runs; a stream stops."""
+    pending.future.cancel()
+    sink = pending.payload.sink
+    if sink is not None:
+        sink.stopped.set()
+
+
+def _deliver(writer: asyncio.StreamWriter, inflight: dict[int, Pending], pending: Pending, done: asyncio.Future[Any]) -> None:
+    request_id = pending.payload.request.id
+    if inflight.get(request_id) is pending:
+        del inflight[request_id]
     if done.cancelled():
         return
     exc = done.exception()
-    _reply(writer, error_response(request_id, exc) if exc is not None else done.result())
+    _write(writer, encode_frame(error_response(request_id, exc) if exc is not None else done.result()))
 
 
-def _reply(writer: asyncio.StreamWriter, response: Response) -> None:
+def _write(writer: asyncio.StreamWriter, frame: bytes | bytearray) -> None:
     if not writer.is_closing():
-        writer.write(encode_frame(response))
+        writer.write(frame)
 
 
 async def _serve(socket_path: Path, server: ReplicaServer) -> None:
-    socket_path.unlink(missing_ok=True)
+    """Listen on the socket; the ready line tells a watching backend (and a human) it serves."""
+    socket_path.unlink(missing_ok=True)  # noqa: ASYNC240 (once, before serving)
     unix_server = await asyncio.start_unix_server(server.serve_connection, path=str(socket_path))
     _print_timing(ready_at=time.time())
     print(READY_LINE, flush=True)
@@ -183,39 +231,67 @@ async def _serve(socket_path: Path, server: ReplicaServer) -> None:
 def main(argv: list[str] | None = None) -> None:
     main_at = time.time()
     stamp_output()  # every line of the replica's log gets its time and stream (the logs API merges them)
-    args = _parse_args(argv)
+    args = parse_args(argv)
     if args.cpus:
         os.sched_setaffinity(0, [int(cpu) for cpu in args.cpus.split(",")])
     threading.Thread(target=_exit_with_parent, daemon=True, name="parent-watch").start()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    launch: ReplicaLaunch = args.launch
     started = time.perf_counter()
+    phase = "load"
     try:
         import torch
 
-        torch.set_num_threads(max(1, args.threads))
+        torch.set_num_threads(max(1, launch.threads))
         import transformers
 
         transformers.utils.logging.disable_progress_bar()  # bars would flood the replica's log
         from hubserve.models.loading import load_model
+        from hubserve.models.sources import resolve_source
+        from hubserve.models.task_inference import infer_task
 
         imported = time.perf_counter()
-        model = load_model(
-            args.model_dir, args.task, custom_code=args.custom_code, dtype=args.dtype, device=args.device,
-            runtime=args.runtime, cache_dir=args.cache_dir, threads=args.threads,
+        phase = "source"
+        model_dir = resolve_source(
+            launch.source, launch.revision, allowed_roots=[Path(root) for root in launch.allowed_roots],
+            cache_dir=Path(launch.hub_cache) if launch.hub_cache else None,
         )  # fmt: skip
-        limits = resolve_limits(model, args.device, args.max_batch_size, args.max_batch_tokens)
+        resolved = time.perf_counter()
+        phase = "task"
+        task = launch.task or infer_task(model_dir)
+        phase = "load"
+        model = load_model(
+            model_dir, task, custom_code=launch.custom_code, dtype=launch.dtype, device=launch.device,
+            runtime=launch.runtime, cache_dir=Path(launch.runtime_cache) if launch.runtime_cache else None,
+            threads=launch.threads,
+        )  # fmt: skip
+        limits = resolve_limits(model, launch.device, launch.max_batch_size, launch.max_batch_tokens)
         if args.info_file is not None:
-            batching_info = {"max_batch_size": limits.max_batch_size, "max_batch_tokens": limits.max_batch_tokens}
-            args.info_file.write_text(json.dumps({"runtime": model.runtime_info, "batching": batching_info}))
-    except BaseException as exc:  # any failure to load is the endpoint's failure reason
-        traceback.print_exc()
-        args.error_file.write_text(json.dumps({"type": type(exc).__name__, "message": str(exc)}))
-        sys.exit(3)
+            _write_info(args.info_file, model, task, model_dir, limits)
+    except BaseException as exc:  # any failure to start is the endpoint's failure reason
+        _fail(args.error_file, phase, exc)
     loaded = time.perf_counter()
-    print(f"model loaded in {loaded - started:.2f}s (task {args.task})", flush=True)
-    _print_timing(main_at=main_at, imports_s=round(imported - started, 4), load_s=round(loaded - imported, 4))
+    print(f"model loaded from {model_dir} in {loaded - started:.2f}s (task {task})", flush=True)
+    _print_timing(
+        main_at=main_at, imports_s=round(imported - started, 4), load_s=round(loaded - imported, 4),
+        resolve_s=round(resolved - imported, 4),
+    )  # fmt: skip
     print(f"batching: at most {limits.max_batch_size} sequences and {limits.max_batch_tokens} tokens a batch", flush=True)
-    asyncio.run(_serve(args.socket, ReplicaServer(model, limits)))
+    asyncio.run(_serve(args.socket, ReplicaServer(model, limits, launch.storage_options)))
+
+
+def _write_info(path: Path, model: Any, task: str, model_dir: Path, limits: Limits) -> None:
+    """What the replica chose, for describe: the task (inferred or given), the runtime, the batching limits."""
+    batching_info = {"max_batch_size": limits.max_batch_size, "max_batch_tokens": limits.max_batch_tokens}
+    info = {"task": task, "model_dir": str(model_dir), "runtime": model.runtime_info, "batching": batching_info}
+    path.write_text(json.dumps(info))
+
+
+def _fail(error_file: Path, phase: str, exc: BaseException) -> NoReturn:
+    """Record why the replica could not start (the backend reads it as the failure reason) and exit 3."""
+    traceback.print_exc()
+    error_file.write_text(json.dumps({"phase": phase, "type": type(exc).__name__, "message": str(exc)}))
+    sys.exit(3)
 
 
 if __name__ == "__main__":

@@ -80,6 +80,9 @@ PRELOAD_MODULES: tuple[str, ...] = (
     "hubserve.worker.server",
     "hubserve.worker.handling",
     "hubserve.worker.batcher",
+    "hubserve.worker.launch",
+    "hubserve.models.sources",  # a replica resolves its source and infers its task itself
+    "hubserve.models.task_inference",
     "hubserve.models.batching",
     "hubserve.models.loading",
     "hubserve.models.predictors",
@@ -94,7 +97,10 @@ PRELOAD_MODULES: tuple[str, ...] = (
 # pool stays off unless the server's environment says otherwise (server.py's default too).
 _IMPORT_ENV = {"OPENBLAS_NUM_THREADS": "1"}
 _IMPORT_ENV_DEFAULTS = {"TOKENIZERS_PARALLELISM": "false"}
-ARGV_ROOM = 4096  # bytes of command line a replica may write over (set_command_line)
+# Bytes of command line a replica may write over (set_command_line). Only what ps shows is cut to
+# this room (the launch JSON goes last, so the short flags stay visible); the argv a replica parses
+# comes whole in its Spawn frame.
+ARGV_ROOM = 4096
 
 
 def preload() -> list[str]:

@@ -14,12 +14,12 @@ import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 
-from hubserve.api.auth import require_token
+from hubserve.api import deps
 from hubserve.api.hf import shapes
 from hubserve.api.management import describe, prepare
 from hubserve.control.controller import Controller
@@ -59,23 +59,19 @@ router = APIRouter(route_class=_HfErrors)
 v2 = APIRouter(
     prefix="/v2/endpoint",
     tags=["hugging face"],
-    dependencies=[Depends(require_token)],
     route_class=_HfErrors,
 )
 
 
 def _controller(request: Request) -> Controller:
-    return request.app.state.controller  # type: ignore[no-any-return]
+    return deps.controller(request)
 
 
 def _raw(request: Request, name: str) -> dict[str, Any]:
-    record, runtime = _controller(request).describe(name)
-    description = describe(record, runtime, str(request.base_url).rstrip("/"))
-    return shapes.to_raw(
-        description,
-        record.spec,
-        request.app.state.settings.serverless_slots_per_replica,
-    )
+    services = deps.services(request)
+    record, _ = services.controller.describe(name)
+    description = describe(services, name, str(request.base_url).rstrip("/"))
+    return shapes.to_raw(description, record.spec, services.settings.serverless_slots_per_replica)
 
 
 async def _json(request: Request) -> Any:
@@ -99,7 +95,7 @@ async def list_endpoints(request: Request, namespace: str) -> dict[str, Any]:
 @v2.post("/{namespace}", summary="Create an endpoint (Inference Endpoints shape)")
 async def create_endpoint(request: Request, namespace: str) -> dict[str, Any]:
     body = shapes.parse(shapes.HfCreate, await _json(request))
-    spec, notes = prepare(shapes.spec_from_create(body), request.app.state.settings)
+    spec, notes = prepare(shapes.spec_from_create(body), deps.settings(request))
     try:
         _controller(request).create(spec, notes)
     except KeyError:
@@ -125,7 +121,7 @@ async def update_endpoint(
     record, _ = controller.describe(name)
     body = shapes.parse(shapes.HfUpdate, await _json(request))
     spec, notes = prepare(
-        shapes.spec_with_update(record.spec, body), request.app.state.settings
+        shapes.spec_with_update(record.spec, body), deps.settings(request)
     )
     controller.update(spec, notes)
     return _raw(request, name)
@@ -155,12 +151,10 @@ async def resume_endpoint(
     request: Request, namespace: str, name: str
 ) -> dict[str, Any]:
     controller = _controller(request)
-    record, runtime = controller.describe(name)
-    if record.desired != "paused" and runtime.state is not EndpointState.FAILED:
+    record, live = controller.describe(name)
+    if record.desired != "paused" and live.state is not EndpointState.FAILED:
         # huggingface_hub's resume(running_ok=True) reads this 400 as "fine, fetch it".
-        raise ValidationError(
-            f"Endpoint '{name}' is already running ({runtime.state.value})."
-        )
+        raise ValidationError(f"Endpoint '{name}' is already running ({live.state.value}).")
     controller.resume(name)
     return _raw(request, name)
 
@@ -180,17 +174,12 @@ async def scale_to_zero(request: Request, namespace: str, name: str) -> dict[str
     summary="200 once a replica serves the endpoint",
 )
 async def endpoint_health(request: Request, name: str) -> JSONResponse:
-    runtime = _controller(request).runtime(name)
-    if runtime is None:
+    live = _controller(request).live(name)
+    if live is None:
         raise EndpointNotFound(name)
-    if not runtime.serving:
-        return JSONResponse(
-            {
-                "error": f"Endpoint '{name}' has no ready replica ({runtime.state.value})."
-            },
-            status_code=503,
-        )
-    return JSONResponse({"status": "ok", "state": runtime.state.value})
+    if not live.replicas:
+        return JSONResponse({"error": f"Endpoint '{name}' has no ready replica ({live.state.value})."}, status_code=503)
+    return JSONResponse({"status": "ok", "state": live.state.value})
 
 
 router.include_router(v2)

@@ -1,7 +1,7 @@
 """SageMaker API compatibility: the control plane boto3's ``sagemaker`` client speaks (awsJson1_1).
 
-The runtime side (``InvokeEndpoint``, ``InvokeEndpointAsync``) is served by the invocation routes;
-``runtime_errors`` gives them SageMaker's modelled error shapes.
+``InvokeEndpoint`` and ``InvokeEndpointAsync`` (boto3's ``sagemaker-runtime`` client) are served by the
+invocation routes; ``invocations.py`` gives them SageMaker's headers and modelled error shapes.
 """
 
 from hubserve.api.sagemaker.router import router

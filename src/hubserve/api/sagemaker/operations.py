@@ -3,7 +3,7 @@
 Models and endpoint configs are stored as the definitions the client sent (store/sagemaker.py);
 CreateEndpoint and UpdateEndpoint turn a config and its model into an EndpointSpec and hand it to
 the controller exactly as ``POST``/``PUT /v1/endpoints`` do; DescribeEndpoint reads the endpoint's
-record and runtime. So an endpoint is one thing, visible (and changeable) through both APIs.
+record and live state. So an endpoint is one thing, visible (and changeable) through both APIs.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import dataclasses
 import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pydantic
 
@@ -181,7 +181,7 @@ async def create_endpoint(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     request = shapes.CreateEndpointInput.model_validate(body)
     name = _endpoint_name(request.EndpointName)
     taken = f'Cannot create already existing endpoint "{status.arn(ctx.region, "endpoint", name)}".'
-    if ctx.controller.runtime(name) is not None:
+    if ctx.controller.live(name) is not None:
         raise validation(taken)
     spec, notes = _deployable(ctx, name, request.EndpointConfigName)
     try:
@@ -206,21 +206,21 @@ async def update_endpoint(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
 @operation
 async def describe_endpoint(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     name = _name(body, "EndpointName")
-    record, runtime = _endpoint(ctx, name)
+    record, live = _endpoint(ctx, name)
     config_name = ctx.store.binding(name)
     config = ctx.store.get_config(config_name) if config_name else None
     variant_name = config.definition["ProductionVariants"][0]["VariantName"] if config else "AllTraffic"
     described: dict[str, Any] = {
         "EndpointName": name,
         "EndpointArn": status.arn(ctx.region, "endpoint", name),
-        "ProductionVariants": [status.production_variant(record, runtime, variant_name)],
-        "EndpointStatus": status.endpoint_status(record, runtime),
+        "ProductionVariants": [status.production_variant(record, live, variant_name)],
+        "EndpointStatus": status.endpoint_status(record, live, ctx.controller.pending_spec(record, live)),
         "CreationTime": record.created_at.timestamp(),
         "LastModifiedTime": record.updated_at.timestamp(),
     }
     if config_name:
         described["EndpointConfigName"] = config_name
-    reason = status.failure_reason(runtime)
+    reason = status.failure_reason(live)
     if reason:
         described["FailureReason"] = reason
     async_config = status.async_config(record.spec)
@@ -242,10 +242,10 @@ async def delete_endpoint(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
 async def list_endpoints(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     request = shapes.ListEndpointsInput.model_validate(body)
     summaries = []
-    for record, runtime in ctx.controller.list():
+    for record, live in ctx.controller.list():
         if request.NameContains and request.NameContains.lower() not in record.name:
             continue
-        endpoint_status = status.endpoint_status(record, runtime)
+        endpoint_status = status.endpoint_status(record, live, ctx.controller.pending_spec(record, live))
         if request.StatusEquals and endpoint_status != request.StatusEquals:
             continue
         summaries.append({
@@ -256,7 +256,7 @@ async def list_endpoints(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
             "EndpointStatus": endpoint_status,
         })  # fmt: skip
     key = {"Name": "EndpointName", "Status": "EndpointStatus"}.get(request.SortBy, "CreationTime")
-    summaries.sort(key=lambda summary: summary[key], reverse=request.SortOrder == "Descending")
+    summaries.sort(key=lambda summary: cast(Any, summary[key]), reverse=request.SortOrder == "Descending")
     start = int(request.NextToken) if request.NextToken and request.NextToken.isdigit() else 0
     page = summaries[start : start + request.MaxResults]
     answer: dict[str, Any] = {"Endpoints": page}

@@ -7,17 +7,16 @@ and answered as awsJson: the output shape as JSON, or ``{"__type", "message"}`` 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pydantic
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from hubserve.api import deps
 from hubserve.api.sagemaker import sigv4
 from hubserve.api.sagemaker.errors import (
     AMZ_JSON,
@@ -27,23 +26,12 @@ from hubserve.api.sagemaker.errors import (
 )
 from hubserve.api.sagemaker.operations import OPERATIONS, Context
 from hubserve.errors import EndpointNotFound, HubserveError, ValidationError
-from hubserve.store.sagemaker import SageMakerStore
 
 log = logging.getLogger("hubserve.sagemaker")
 _TARGET_PREFIX = "SageMaker."
 
 
-@contextlib.asynccontextmanager
-async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """The SageMaker store lives beside the app's own stores (same database)."""
-    app.state.sagemaker_store = SageMakerStore(app.state.settings.store_url)
-    try:
-        yield
-    finally:
-        app.state.sagemaker_store.close()
-
-
-router = APIRouter(tags=["sagemaker"], lifespan=_lifespan)
+router = APIRouter(tags=["sagemaker"])
 
 
 @router.post("/", summary="SageMaker control plane (awsJson1_1; X-Amz-Target: SageMaker.<Operation>)")
@@ -56,13 +44,13 @@ async def sagemaker_control_plane(request: Request) -> Response:
 
 async def _handle(request: Request) -> Response:
     body = await request.body()
-    state = request.app.state
+    services = deps.services(request)
     headers = {name.lower(): value for name, value in request.headers.items()}
-    if state.settings.token:
+    if services.settings.token:
         url = f"{request.url.scheme}://{headers.get('host', request.url.netloc)}{request.url.path}"
         if request.url.query:
             url += f"?{request.url.query}"
-        sigv4.verify(state.settings.token, request.method, url, headers, body)
+        sigv4.verify(services.settings.token, request.method, url, headers, body)
     target = headers.get("x-amz-target", "")
     name = target.removeprefix(_TARGET_PREFIX) if target.startswith(_TARGET_PREFIX) else ""
     operation = OPERATIONS.get(name)
@@ -79,7 +67,7 @@ async def _handle(request: Request) -> Response:
     if not isinstance(payload, dict):
         raise SageMakerApiError("SerializationException", "The request body must be a JSON object.")
     region = sigv4.region_of(headers.get("authorization")) or "us-east-1"
-    context = Context(state.controller, state.sagemaker_store, state.settings, state.storage, region)
+    context = Context(services.controller, services.sagemaker_store, services.settings, services.storage, region)
     try:
         result = await operation(context, payload)
     except pydantic.ValidationError as exc:

@@ -1,6 +1,6 @@
 """How a hubserve endpoint looks through SageMaker's DescribeEndpoint: status, variant, async config.
 
-Everything here is derived from the endpoint's stored record and the controller's runtime; the
+Everything here is derived from the endpoint's stored record and its live state in control; the
 only SageMaker-side fact is which endpoint config the endpoint was made from.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from hubserve.api.sagemaker.shapes import variant_config
-from hubserve.control.runtime import EndpointRuntime
+from hubserve.control.live import EndpointLive
 from hubserve.spec import EndpointSpec, EndpointState
 from hubserve.store import EndpointRecord
 
@@ -21,44 +21,42 @@ def arn(region: str, kind: str, name: str) -> str:
     return f"arn:aws:sagemaker:{region}:{ACCOUNT}:{kind}/{name.lower()}"
 
 
-def endpoint_status(record: EndpointRecord, runtime: EndpointRuntime) -> str:
+def endpoint_status(record: EndpointRecord, live: EndpointLive, pending: bool) -> str:
     """SageMaker's EndpointStatus for hubserve's state.
 
     A stored spec that is not deployed yet reads Updating on a serving endpoint (the rolling
-    update has been asked for), Creating on a new one; scaled to zero and a failed update (the
+    update has been asked for: ``pending``), Creating on a new one; scaled to zero and a failed update (the
     previous spec still serves) are InService; paused is OutOfService.
     """
-    state = runtime.state
+    state = live.state
     if state is EndpointState.DELETING:
         return "Deleting"
     if state is EndpointState.FAILED:
         return "Failed"
     if state is EndpointState.PAUSED or record.desired == "paused":
         return "OutOfService"
-    stored = record.spec.model_dump_json()
-    pending = runtime.spec_json != stored and runtime.failed_spec != stored
-    if not runtime.deployed:
+    if not live.deployed:
         return "Creating"
     if state is EndpointState.UPDATING or pending:
         return "Updating"
     return "InService"
 
 
-def failure_reason(runtime: EndpointRuntime) -> str | None:
-    if runtime.state in (EndpointState.FAILED, EndpointState.UPDATE_FAILED):
-        return runtime.reason
+def failure_reason(live: EndpointLive) -> str | None:
+    if live.state in (EndpointState.FAILED, EndpointState.UPDATE_FAILED):
+        return live.reason
     return None
 
 
-def production_variant(record: EndpointRecord, runtime: EndpointRuntime, variant_name: str) -> dict[str, Any]:
+def production_variant(record: EndpointRecord, live: EndpointLive, variant_name: str) -> dict[str, Any]:
     """ProductionVariantSummary: current (deployed) and desired (stored) sizes."""
-    current_spec: EndpointSpec = runtime.spec or record.spec
+    current_spec: EndpointSpec = live.spec or record.spec
     current, desired = variant_config(current_spec), variant_config(record.spec)
     summary: dict[str, Any] = {"VariantName": variant_name, "CurrentWeight": 1.0, "DesiredWeight": 1.0}
     if "serverless" in current:
         summary["CurrentServerlessConfig"] = current["serverless"]
     else:
-        summary["CurrentInstanceCount"] = len(runtime.serving)
+        summary["CurrentInstanceCount"] = len(live.replicas)
     if "serverless" in desired:
         summary["DesiredServerlessConfig"] = desired["serverless"]
     else:

@@ -1,4 +1,4 @@
-"""The SageMaker runtime's dialect on the invocation route: response headers and modelled errors.
+"""The SageMaker InvokeEndpoint dialect on the invocation route: response headers and modelled errors.
 
 Success: ``CustomAttributes`` is echoed back (``X-Amzn-SageMaker-Custom-Attributes``), as a container
 that forwards it does, with the ``InferenceId`` and ``x-Amzn-Invoked-Production-Variant`` boto3 reads.
@@ -43,9 +43,9 @@ LOG_GROUP = "arn:aws:logs:{region}:000000000000:log-group:/aws/sagemaker/Endpoin
 _ECHOED = ("X-Amzn-SageMaker-Custom-Attributes", "X-Amzn-SageMaker-Inference-Id")
 
 
-def runtime_headers(request_headers: Mapping[str, str]) -> dict[str, str]:
-    """Headers of a successful InvokeEndpoint answer: the variant, and what the client sent to echo."""
-    headers = {"x-Amzn-Invoked-Production-Variant": "AllTraffic"}
+def response_headers(headers: dict[str, str], request_headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` plus those of a successful InvokeEndpoint answer: the variant, and what the client sent to echo."""
+    headers["x-Amzn-Invoked-Production-Variant"] = "AllTraffic"
     for name in _ECHOED:
         value = request_headers.get(name)
         if value is not None:
@@ -73,7 +73,7 @@ def code_and_status(error: HubserveError) -> tuple[str, int]:
 
 
 def sagemaker_error(error: HubserveError, endpoint: str, region: str = "us-east-1") -> JSONResponse:
-    """The response SageMaker's runtime sends for ``error`` on ``endpoint``."""
+    """The response SageMaker's InvokeEndpoint sends for ``error`` on ``endpoint``."""
     code, status = code_and_status(error)
     body: dict[str, Any] = {"ErrorCode": code, "Message": error.message, "message": error.message}
     if code == "ModelError":

@@ -1,0 +1,98 @@
+"""The composition root: the one place that builds a server's parts and wires them together.
+
+One store engine for every table; the backend picked by settings; control, the gateway (with
+control as its ``Capacity`` and itself as control's demand), the async queue and batch jobs
+(through the gateway), the metrics sampler; then the HTTP app that mounts the routes. The CLI's
+``serve`` calls ``serve`` here; tests and tools may call ``create_app``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from hubserve.api.app import build_app
+from hubserve.asyncinf import AsyncInference
+from hubserve.backends.base import Backend
+from hubserve.backends.local import LocalBackend
+from hubserve.batch.runner import BatchJobRunner
+from hubserve.control.controller import Controller
+from hubserve.control.observe import Sampler
+from hubserve.gateway import Admission, Gateway, Holding, Timing
+from hubserve.logs import EventLog
+from hubserve.metrics import Metrics
+from hubserve.services import Services
+from hubserve.settings import Settings
+from hubserve.storage import Storage
+from hubserve.store import EndpointStore
+from hubserve.store.batch_jobs import BatchJobStore
+from hubserve.store.engine import open_engine
+from hubserve.store.inferences import InferenceStore
+from hubserve.store.sagemaker import SageMakerStore
+
+
+def build_backend(settings: Settings) -> Backend:
+    """Where replicas run, as settings say (``local`` processes today; Ray is the next backend)."""
+    return LocalBackend(settings.home_dir / "logs", zygote=settings.zygote)
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[Services]:
+    """Build, start and (on exit) stop every part of one server."""
+    home = settings.home_dir
+    home.mkdir(parents=True, exist_ok=True)
+    engine = open_engine(settings.store_url)
+    storage = Storage([settings.storage_root, *settings.storage_roots], s3_endpoint_url=settings.s3_endpoint_url)
+    events = EventLog(home / "logs")  # per endpoint: what hubserve did, and access lines
+    metrics = Metrics()
+    backend = build_backend(settings)
+    controller = Controller(EndpointStore(engine), backend, settings, events)
+    gateway = Gateway(
+        controller,
+        Admission(settings.max_payload_bytes),
+        Holding(controller, events, settings.cold_start_timeout_s),
+        Timing(metrics, events),
+    )
+    controller.add_demand(gateway.traffic)
+    async_inference = AsyncInference(InferenceStore(engine), controller, gateway, storage, settings)
+    controller.add_demand(async_inference.dispatcher)  # queued work starts replicas too
+    batch_jobs = BatchJobRunner(BatchJobStore(engine), controller, gateway, storage, home / "batch-jobs")
+    services = Services(
+        settings=settings, storage=storage, events=events, metrics=metrics, backend=backend,
+        controller=controller, gateway=gateway, async_inference=async_inference, batch_jobs=batch_jobs,
+        sagemaker_store=SageMakerStore(engine),
+    )  # fmt: skip
+    sampler = Sampler(controller, backend, gateway.traffic, metrics, home / "logs")
+    await controller.start()
+    sampler_task = asyncio.create_task(sampler.run_forever(), name="metrics-sampler")
+    await async_inference.start()
+    await batch_jobs.start()
+    try:
+        yield services
+    finally:
+        sampler_task.cancel()
+        await async_inference.stop()  # cut-short inferences go back to the queue first
+        await batch_jobs.stop()  # jobs stay running in the store and resume on the next start
+        await controller.stop()
+        await backend.close()
+        events.close()
+        engine.dispose()
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The HTTP app of a server built by ``running``."""
+    return build_app(settings, running)
+
+
+def serve(settings: Settings) -> None:
+    """Run the server until Ctrl-C (uvicorn with uvloop and httptools)."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        create_app(settings), host=settings.host, port=settings.port, loop="uvloop", http="httptools",
+        access_log=False, log_level="info", timeout_graceful_shutdown=10,
+    )  # fmt: skip
+    uvicorn.Server(config).run()

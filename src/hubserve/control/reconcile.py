@@ -1,0 +1,314 @@
+"""Reconciliation: bring each endpoint's running replicas to its stored spec and desired count.
+
+Every change a user makes is written to the store first and then kicks the endpoint's reconcile
+loop, so a restart of the server, which simply starts every loop again, restores every endpoint.
+The loop owns generations (deploy, rolling update, pause, delete); ``scale_to`` moves the replica
+count of the deployed generation to what the autoscaler asks; a replica that exits on its own is
+noticed here and replaced. Nothing here is on the request path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import logging
+import secrets
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from hubserve.backends.base import Backend, Replica, ReplicaStartFailed
+from hubserve.control.live import EndpointLive, Generation
+from hubserve.control.scaling import policy_for
+from hubserve.errors import HubserveError
+from hubserve.logs import EventLog
+from hubserve.settings import Settings
+from hubserve.spec import EndpointSpec, EndpointState
+from hubserve.store import EndpointRecord, EndpointStore
+from hubserve.worker.launch import ReplicaLaunch
+
+log = logging.getLogger("hubserve.control")
+
+ACTIVE_STATES = (EndpointState.RUNNING, EndpointState.SCALED_TO_ZERO, EndpointState.UPDATE_FAILED, EndpointState.INITIALIZING)
+START_BACKOFF_S = 5.0  # after a failed replica start, before scaling tries again
+
+LaunchFor = Callable[[EndpointSpec], ReplicaLaunch]
+
+
+@dataclasses.dataclass(eq=False)
+class _Loop:
+    """What the reconcile loop of one endpoint keeps for itself."""
+
+    changed: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    failed_spec: str | None = None  # a spec that failed to deploy is not retried until it changes
+    start_backoff_until: float = 0.0
+
+
+class Reconciler:
+    """Owns every endpoint's ``EndpointLive`` and replicas; only control modules call it."""
+
+    def __init__(self, store: EndpointStore, backend: Backend, settings: Settings, events: EventLog,
+                 launch_for: LaunchFor) -> None:  # fmt: skip
+        self._store = store
+        self._backend = backend
+        self._settings = settings
+        self._events = events
+        self._launch_for = launch_for
+        self.lives: dict[str, EndpointLive] = {}
+        self._loops: dict[str, _Loop] = {}
+        self._replica_ids = itertools.count(1)
+        self._background: set[asyncio.Task[Any]] = set()
+        # Called when an endpoint's replicas change on their own (a crash, a started one): the autoscaler.
+        self.rescale: Callable[[EndpointLive], None] = lambda live: None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def ensure(self, record: EndpointRecord) -> EndpointLive:
+        """The endpoint's live state, with its reconcile loop running; kicked for a pass."""
+        live = self.lives.get(record.name)
+        if live is None:
+            live = EndpointLive(name=record.name, state=record.state, reason=record.reason)
+            self.lives[record.name] = live
+            loop = self._loops[record.name] = _Loop()
+            loop.task = asyncio.get_running_loop().create_task(self._reconcile_forever(live, loop))
+        self.kick(record.name)
+        return live
+
+    def kick(self, name: str) -> None:
+        """Ask the endpoint's reconcile loop for a pass."""
+        loop = self._loops.get(name)
+        if loop is not None:
+            loop.changed.set()
+
+    def forget_failure(self, live: EndpointLive, redeploy: bool) -> None:
+        """A resume retries a failed spec; ``redeploy`` starts it from scratch (nothing serves)."""
+        self._loops[live.name].failed_spec = None
+        if redeploy:
+            live.generation = None
+
+    def failed_spec(self, name: str) -> str | None:
+        loop = self._loops.get(name)
+        return loop.failed_spec if loop is not None else None
+
+    async def stop(self) -> None:
+        """Stop every loop and replica; the store keeps the desired state for the next start."""
+        tasks = [*(loop.task for loop in self._loops.values() if loop.task), *self._background]
+        for task in tasks:
+            task.cancel()  # supervisors would otherwise wait for replicas that we stop below
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(
+            *(self._backend.stop(replica, grace_s=3.0) for live in self.lives.values() for replica in live.replicas),
+            return_exceptions=True,
+        )
+
+    # --- the reconcile loop ----------------------------------------------------------------
+
+    async def _reconcile_forever(self, live: EndpointLive, loop: _Loop) -> None:
+        while True:
+            await loop.changed.wait()
+            loop.changed.clear()
+            try:
+                finished = await self._reconcile(live, loop)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug here must not kill the endpoint's loop silently
+                log.exception("reconcile of %s failed", live.name)
+                self.set_state(live, EndpointState.FAILED, f"internal error: {exc}")
+                finished = False
+            if finished:
+                return
+
+    async def _reconcile(self, live: EndpointLive, loop: _Loop) -> bool:
+        """One pass towards the stored spec; returns True when the endpoint is gone."""
+        record = self._store.get(live.name)
+        if record is None or record.state is EndpointState.DELETING:
+            await self.retire_all(live)
+            self._store.delete(live.name)
+            self.lives.pop(live.name, None)
+            self._loops.pop(live.name, None)
+            self._events.event(live.name, "deleted")
+            self._events.forget(live.name)
+            return True
+        if record.desired == "paused":
+            await self.retire_all(live)
+            self.set_state(live, EndpointState.PAUSED, None)
+            live.notify_waiters()
+            return False
+        spec_json = record.spec.model_dump_json()
+        deployed = live.generation.spec_json if live.generation is not None else None
+        if deployed != spec_json and loop.failed_spec != spec_json:
+            await self._roll_out(live, loop, record.spec, spec_json)
+        return False
+
+    async def _roll_out(self, live: EndpointLive, loop: _Loop, spec: EndpointSpec, spec_json: str) -> None:
+        """Start one replica of the new spec; only once it is ready does it replace the old ones."""
+        updating = bool(live.replicas)
+        self.set_state(live, EndpointState.UPDATING if updating else EndpointState.INITIALIZING, None)
+        started = time.perf_counter()
+        try:
+            replica = await self.start_ready_replica(spec)
+        except (ValueError, ReplicaStartFailed, HubserveError) as exc:
+            loop.failed_spec = spec_json
+            if updating:
+                self.set_state(live, EndpointState.UPDATE_FAILED, f"update failed, still serving the previous spec: {_reason(exc)}")
+            else:
+                self.set_state(live, EndpointState.FAILED, _reason(exc))
+            live.notify_waiters()
+            return
+        self.record_setup(live, replica, started)
+        previous, live.replicas = live.replicas, []
+        live.generation = Generation(
+            spec=spec,
+            spec_json=spec_json,
+            policy=policy_for(spec.compute, self._settings.serverless_slots_per_replica),
+            runtime_info=replica.info.get("runtime"),
+            batching_info=replica.info.get("batching"),
+        )
+        loop.failed_spec = None
+        self.add_serving(live, replica)
+        for old in previous:
+            self.spawn(self.retire(old))
+        self.set_state(live, EndpointState.RUNNING, None)
+        self.kick(live.name)  # the user may have changed something while we were starting
+
+    # --- replica count of the deployed generation -------------------------------------------
+
+    def scale_to(self, live: EndpointLive, desired: int, demand: int) -> None:
+        """Start or retire replicas of the deployed generation until ``desired`` run."""
+        if live.generation is None or live.state not in ACTIVE_STATES:
+            return
+        if desired != live.desired:
+            self._events.event(live.name, f"scaling from {live.desired} to {desired} replicas (demand {demand})")
+        live.desired = desired
+        running = len(live.replicas)
+        missing = desired - running - live.starting
+        loop = self._loops[live.name]
+        if missing > 0 and time.monotonic() >= loop.start_backoff_until:
+            if running == 0 and live.state is EndpointState.SCALED_TO_ZERO:
+                self.set_state(live, EndpointState.INITIALIZING, None)
+            for _ in range(missing):
+                live.starting += 1
+                self.spawn(self._scale_up(live, live.generation))
+        elif desired < running and live.starting == 0:
+            idle_first = sorted(live.replicas, key=lambda r: r.channel.outstanding if r.channel else 0)
+            for replica in idle_first[: running - desired]:
+                live.replicas.remove(replica)
+                self.spawn(self.retire(replica))
+        if desired == 0 and not live.replicas and live.starting == 0 and live.state is EndpointState.RUNNING:
+            self.set_state(live, EndpointState.SCALED_TO_ZERO, None)
+        elif live.replicas and live.state in (EndpointState.SCALED_TO_ZERO, EndpointState.INITIALIZING):
+            self.set_state(live, EndpointState.RUNNING, None)
+
+    async def _scale_up(self, live: EndpointLive, generation: Generation) -> None:
+        started = time.perf_counter()
+        try:
+            replica = await self.start_ready_replica(generation.spec)
+        except (ValueError, ReplicaStartFailed, HubserveError) as exc:
+            live.starting -= 1
+            loop = self._loops.get(live.name)
+            if loop is not None:
+                loop.start_backoff_until = time.monotonic() + START_BACKOFF_S
+            if not live.replicas:
+                self.set_state(live, EndpointState.FAILED, _reason(exc))
+                if loop is not None:
+                    loop.failed_spec = generation.spec_json
+                live.notify_waiters()
+            log.warning("starting a replica of %s failed: %s", live.name, exc)
+            self._events.event(live.name, f"starting a replica failed: {_reason(exc)}")
+            return
+        live.starting -= 1
+        if live.generation is not generation or live.state in (EndpointState.PAUSED, EndpointState.DELETING):
+            await self._backend.stop(replica)  # the generation changed while it started
+            return
+        self.record_setup(live, replica, started)
+        self.add_serving(live, replica)
+        self.rescale(live)
+
+    # --- replicas ----------------------------------------------------------------------------
+
+    async def start_ready_replica(self, spec: EndpointSpec) -> Replica:
+        """Start a replica of ``spec`` and wait until it serves (the replica resolves the model itself)."""
+        launch = self._launch_for(spec)
+        replica = await self._backend.start(f"{spec.name}-{next(self._replica_ids)}-{secrets.token_hex(2)}", launch)
+        await self._backend.wait_ready(replica, self._settings.replica_start_timeout_s)
+        return replica
+
+    def record_setup(self, live: EndpointLive, replica: Replica, started: float) -> None:
+        """ModelSetupTime: from asking for a replica until it serves (source, load, socket ready)."""
+        setup_ms = (time.perf_counter() - started) * 1000.0
+        live.model_setup_ms.append(setup_ms)
+        live.model_setups += 1
+        where = f" ({replica.placement})" if replica.placement else ""
+        self._events.event(live.name, f"replica {replica.id} ready{where}: model setup took {setup_ms:.0f} ms")
+
+    def add_serving(self, live: EndpointLive, replica: Replica) -> None:
+        live.replicas.append(replica)
+        self.spawn(self._supervise(live, replica))
+        live.notify_waiters()
+
+    async def _supervise(self, live: EndpointLive, replica: Replica) -> None:
+        """Notice a serving replica that exits on its own (a crash, a kill); the autoscaler replaces it."""
+        code = await self._backend.wait_exit(replica)
+        if replica not in live.replicas:
+            return  # retired on purpose
+        live.replicas.remove(replica)
+        await self._backend.stop(replica)
+        log.warning("replica %s of %s exited with code %s", replica.id, live.name, code)
+        self._events.event(live.name, f"replica {replica.id} exited on its own with code {code}; replacing it")
+        if live.state is not EndpointState.FAILED:
+            live.reason = f"replica {replica.id} exited with code {code}; replacing it"
+        self.rescale(live)
+
+    async def retire(self, replica: Replica) -> None:
+        """Let a replica finish what it holds, then stop it."""
+        if replica.channel is not None:
+            try:
+                await asyncio.wait_for(replica.channel.drained(), self._settings.drain_timeout_s)
+            except asyncio.TimeoutError:
+                log.warning("replica %s still busy after %.0fs; stopping it", replica.id, self._settings.drain_timeout_s)
+        await self._backend.stop(replica)
+
+    async def retire_all(self, live: EndpointLive, keep_generation: bool = False) -> None:
+        replicas, live.replicas = live.replicas, []
+        if not keep_generation:
+            live.generation = None
+        await asyncio.gather(*(self.retire(replica) for replica in replicas))
+
+    def stop_now(self, live: EndpointLive, replica: Replica, error: HubserveError) -> None:
+        """Take a replica out of service at once, failing what it holds with ``error`` (memory policing)."""
+        if replica in live.replicas:
+            live.replicas.remove(replica)
+        if replica.channel is not None:
+            replica.channel.fail_pending(error)
+        self.spawn(self._backend.stop(replica, grace_s=0.0))
+
+    def fail(self, live: EndpointLive, reason: str) -> None:
+        """The deployed spec cannot serve: FAILED with ``reason``, not retried until it changes."""
+        loop = self._loops.get(live.name)
+        if loop is not None and live.generation is not None:
+            loop.failed_spec = live.generation.spec_json
+        self.set_state(live, EndpointState.FAILED, reason)
+        live.notify_waiters()
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def set_state(self, live: EndpointLive, state: EndpointState, reason: str | None) -> None:
+        if live.state is EndpointState.DELETING and state is not EndpointState.DELETING:
+            return  # deletion wins over anything a roll-out still reports
+        if (live.state, live.reason) == (state, reason):
+            return
+        live.state, live.reason = state, reason
+        if live.name in self.lives:  # a batch job's replicas have no stored record
+            self._store.update(live.name, state=state, reason=reason)
+            self._events.event(live.name, f"state {state.value}" + (f": {reason}" if reason else ""))
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+def _reason(exc: BaseException) -> str:
+    return exc.reason if isinstance(exc, ReplicaStartFailed) else getattr(exc, "message", None) or str(exc)

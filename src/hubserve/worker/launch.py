@@ -1,0 +1,43 @@
+"""What a replica is started with: one serialized structure, built by control, read by the replica.
+
+Control fills it from the endpoint's spec and the server's settings; the backend carries it to
+wherever the replica runs (one JSON argument for a local process; an actor's argument on Ray);
+the replica decodes it and does the rest itself: it resolves the model source (a local folder or
+a Hub repo through huggingface_hub, offline cache honoured), infers the task when none is given,
+and loads the model. Nothing in it is a path only the server's machine knows, except the folders
+named for that machine's own replicas (model roots, caches).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class ReplicaLaunch(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a replica needs to load and serve one endpoint's model."""
+
+    endpoint: str  # the endpoint (or batch job) it serves; names its logs folder
+    source: str  # local folder or Hub repo id (models.sources)
+    revision: str | None = None
+    task: str | None = None  # None: inferred by the replica from the model's config
+    allowed_roots: list[str] = msgspec.field(default_factory=list)  # local sources must lie under one (when set)
+    hub_cache: str | None = None  # huggingface_hub cache folder; None: its default
+    custom_code: bool = False
+    dtype: str = "auto"
+    device: str = "cpu"
+    threads: int = 1
+    runtime: str = "torch"  # the model runtime: torch | onnx | onnx-int8 | auto
+    runtime_cache: str | None = None  # where exported/quantized model runtimes are cached, keyed by content
+    max_batch_size: int | None = None
+    max_batch_tokens: int | None = None
+    env: dict[str, str] = msgspec.field(default_factory=dict)
+    # fsspec options for payload URLs the replica opens itself (s3:// bodies): {"s3": {"endpoint_url": ...}}
+    storage_options: dict[str, dict[str, str]] = msgspec.field(default_factory=dict)
+
+
+def encode_launch(launch: ReplicaLaunch) -> str:
+    return msgspec.json.encode(launch).decode()
+
+
+def decode_launch(text: str | bytes) -> ReplicaLaunch:
+    return msgspec.json.decode(text, type=ReplicaLaunch)
