@@ -239,7 +239,9 @@ class FakeBackend:
         return [rid for rid, fake in self.replicas.items() if not fake.exited.done()]
 
     def started(self, endpoint: str | None = None) -> list[str]:
-        return [rid for rid, fake in self.replicas.items() if endpoint is None or fake.replica.launch.endpoint == endpoint]
+        return [
+            rid for rid, fake in self.replicas.items() if endpoint is None or fake.replica.launch.endpoint == endpoint
+        ]
 
     def when(self, what: str, replica_id: str) -> int:
         """Position of an entry in ``log`` (to assert the order of starts and stops)."""

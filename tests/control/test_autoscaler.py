@@ -12,7 +12,7 @@ from fakes import FakeBackend, Gate, dedicated, eventually, serverless, wired
 
 from hubserve.spec import EndpointState
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 
 
 @pytest.fixture
@@ -92,6 +92,7 @@ async def test_the_stabilisation_window_delays_scale_down(tmp_path: Path) -> Non
 async def test_scale_to_zero_holds_until_the_next_invocation(tmp_path: Path) -> None:
     async with wired(tmp_path) as w:
         live = await w.deploy(dedicated("held", min_replicas=1, max_replicas=1))
+        await settle()  # the autoscaler has seen the deployment
         record = await w.controller.scale_to_zero("held")
         assert record.state is EndpointState.SCALED_TO_ZERO
         assert not live.replicas and not w.backend.alive
@@ -104,6 +105,18 @@ async def test_scale_to_zero_holds_until_the_next_invocation(tmp_path: Path) -> 
         assert len(live.replicas) == 1 and len(w.backend.started()) == 2
         await settle()
         assert len(live.replicas) == 1 and live.state is EndpointState.RUNNING  # min_replicas rules again
+
+
+async def test_scale_to_zero_right_after_deployment_holds(tmp_path: Path) -> None:
+    async with wired(tmp_path, autoscale_interval_s=60) as w:  # no tick of its own: the steps below are the ticks
+        live = await w.deploy(dedicated("early", min_replicas=1, max_replicas=1))
+        await w.controller.scale_to_zero("early")  # before the autoscaler's first look at the deployment
+        w.controller.autoscaler.step(live)
+        await asyncio.sleep(0.05)
+        w.controller.autoscaler.step(live)
+        await asyncio.sleep(0.05)
+        assert len(w.backend.started()) == 1 and not live.replicas
+        assert live.state is EndpointState.SCALED_TO_ZERO
 
 
 class Queue:

@@ -11,7 +11,7 @@ from fakes import FakeBackend, Gate, eventually, serverless, wired
 from hubserve.errors import ModelError, PayloadTooLarge, Throttled, Unauthorized
 from hubserve.types import Invocation, Reply
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 
 
 async def test_past_max_concurrency_is_throttled_with_retry_after(tmp_path: Path) -> None:

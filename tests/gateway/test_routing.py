@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,10 @@ from fakes import FakeBackend, Gate, Wired, dedicated, eventually, serverless, w
 from hubserve.errors import EndpointNotFound, ModelError, Throttled
 from hubserve.types import Invocation, Reply
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 
 
-def slow_or_fast(gate: Gate):  # type: ignore[no-untyped-def]
+def slow_or_fast(gate: Gate) -> Callable[[Invocation], Awaitable[Reply]]:
     """Bodies "slow" wait for the gate; anything else is answered at once."""
 
     async def answer(invocation: Invocation) -> Reply:

@@ -12,7 +12,7 @@ from fakes import FakeBackend, eventually, serverless, wired
 from hubserve.errors import ModelError
 from hubserve.types import Invocation, Part
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 
 
 async def three_tokens(invocation: Invocation) -> AsyncIterator[Part]:
@@ -84,8 +84,9 @@ async def test_a_stream_left_before_its_first_part_is_read_still_frees_its_slot(
 
 async def test_a_model_error_before_the_first_part_is_raised_by_stream(tmp_path: Path) -> None:
     async def broken(invocation: Invocation) -> AsyncIterator[Part]:
-        raise ModelError("the generation failed")
-        yield Part(b"")  # pragma: no cover - makes this an async generator
+        if invocation.stream:  # always: the yield below only makes this an async generator
+            raise ModelError("the generation failed")
+        yield Part(b"")
 
     async with wired(tmp_path, FakeBackend(stream=broken)) as w:
         await w.deploy(serverless("broken"))
@@ -95,3 +96,17 @@ async def test_a_model_error_before_the_first_part_is_raised_by_stream(tmp_path:
         traffic = w.gateway.traffic.get("broken")
         assert traffic is not None and traffic.in_flight == 0
         await eventually(lambda: w.metrics.summary("broken", 60)["errors_4xx"] == 1)
+
+
+async def test_a_model_error_of_the_first_part_carries_the_model_latency(tmp_path: Path) -> None:
+    async def broken(invocation: Invocation) -> AsyncIterator[Part]:
+        await asyncio.sleep(0.02)
+        if invocation.stream:  # always: the yield below only makes this an async generator
+            raise ModelError("the generation failed")
+        yield Part(b"")
+
+    async with wired(tmp_path, FakeBackend(stream=broken)) as w:
+        await w.deploy(serverless("broken"))
+        with pytest.raises(ModelError) as caught:
+            await w.gateway.stream(Invocation("broken", b"{}", stream=True))
+        assert float(caught.value.headers["x-model-latency-ms"]) >= 15.0

@@ -84,5 +84,5 @@ def build_app(settings: Settings, running: Lifespan) -> FastAPI:
         return {"status": "ok"}
 
     if settings.token:
-        app.add_middleware(Authentication, token=settings.token)  # every route but auth.PUBLIC_ROUTES
+        app.add_middleware(Authentication, token=settings.token, routes=app.router.routes)  # all but auth.PUBLIC_ROUTES
     return app

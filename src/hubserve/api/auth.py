@@ -12,6 +12,9 @@ import dataclasses
 import re
 import secrets
 
+from collections.abc import Sequence
+
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hubserve.api.errors import error_response
@@ -62,15 +65,22 @@ def is_public(method: str, path: str) -> bool:
 
 
 class Authentication:
-    """ASGI middleware: a bearer token on every route but the public ones."""
+    """ASGI middleware: a bearer token on every route but the public ones.
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    ``routes``: the app's routes; a path that is no route at all is passed on to get its 404.
+    """
+
+    def __init__(self, app: ASGIApp, token: str, routes: Sequence[BaseRoute] = ()) -> None:
         self._app = app
         self._expected = token.encode()
+        self._routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or is_public(scope["method"], scope["path"]) or self._valid(scope):
             await self._app(scope, receive, send)
+            return
+        if not any(route.matches(scope)[0] is not Match.NONE for route in self._routes):
+            await self._app(scope, receive, send)  # not a route: the router answers 404
             return
         error = Unauthorized(
             "Missing or invalid bearer token: send 'Authorization: Bearer <token>' (CLI: --token or HUBSERVE_TOKEN)."

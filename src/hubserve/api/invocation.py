@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sse_starlette import EventSourceResponse
+from starlette.background import BackgroundTask
 
 from hubserve.api import deps
 from hubserve.api.errors import error_response
@@ -107,4 +108,6 @@ def _event_stream(stream: InvocationStream) -> EventSourceResponse:
                 yield {"data": part.body.decode("utf-8", errors="replace")}
 
     headers = {"x-cold-start": "true" if stream.cold_start else "false"}
-    return EventSourceResponse(events(), headers=headers, ping=15)
+    # The background close runs even when the client left before the first event was sent: the slot and
+    # the replica's work are released whatever happened to the body (a second close does nothing).
+    return EventSourceResponse(events(), headers=headers, ping=15, background=BackgroundTask(stream.close))

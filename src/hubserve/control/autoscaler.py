@@ -65,12 +65,12 @@ class Autoscaler:
             return
         now = time.monotonic()
         demand = sum(source.demand(live.name) for source in self._sources)
-        last = max((source.last_activity(live.name) for source in self._sources), default=0.0)
-        last = max(last, self._deployed(live.name, generation, now))
+        invoked = max((source.last_activity(live.name) for source in self._sources), default=0.0)
         forced_at = self._forced_zero_at.get(live.name)
-        if forced_at is not None and last > forced_at:
+        if forced_at is not None and invoked > forced_at:  # only an invocation ends a user's scale-to-zero
             del self._forced_zero_at[live.name]
             forced_at = None
+        last = max(invoked, self._deployed(live.name, generation, now))
         wanted = 0 if forced_at is not None else recommend(generation.policy, demand, now - last)
         desired = self._stabiliser(live.name, generation).desired(now, wanted)
         self._reconciler.scale_to(live, desired, demand)

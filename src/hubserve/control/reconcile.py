@@ -246,6 +246,8 @@ class Reconciler:
     def add_serving(self, live: EndpointLive, replica: Replica) -> None:
         live.replicas.append(replica)
         self.spawn(self._supervise(live, replica))
+        if live.state is EndpointState.RUNNING and live.reason is not None:
+            self.set_state(live, EndpointState.RUNNING, None)  # a replacement serves: the crash is behind it
         live.notify_waiters()
 
     async def _supervise(self, live: EndpointLive, replica: Replica) -> None:
@@ -258,7 +260,7 @@ class Reconciler:
         log.warning("replica %s of %s exited with code %s", replica.id, live.name, code)
         self._events.event(live.name, f"replica {replica.id} exited on its own with code {code}; replacing it")
         if live.state is not EndpointState.FAILED:
-            live.reason = f"replica {replica.id} exited with code {code}; replacing it"
+            self.set_state(live, live.state, f"replica {replica.id} exited with code {code}; replacing it")
         self.rescale(live)
 
     async def retire(self, replica: Replica) -> None:

@@ -61,6 +61,7 @@ class Gateway:
         except HubserveError as error:
             self._timing.failed(invocation, error, None)
             raise
+        sent: float | None = None
         try:
             channel, cold_start = await self._route(live, traffic, invocation)
             sent = time.perf_counter()
@@ -74,7 +75,8 @@ class Gateway:
                 raise
         except HubserveError as error:
             self._admission.release(traffic)
-            self._timing.failed(invocation, error, None)
+            model_ms = (time.perf_counter() - sent) * 1000.0 if sent is not None else None
+            self._timing.failed(invocation, error, model_ms)
             raise
         except BaseException:
             self._admission.release(traffic)
@@ -123,6 +125,7 @@ class InvocationStream:
         self.cold_start = cold_start
         self.overhead_ms = 0.0
         self._finished = False
+        self._ended = False
 
     async def parts(self) -> AsyncIterator[Part]:
         """Every part, the first included; the timing layer records the stream when it ends."""
@@ -130,28 +133,31 @@ class InvocationStream:
         error: HubserveError | None = None
         try:
             part = self.first
-            bytes_out += len(part.body)
-            yield part
-            if not part.final:
-                async for part in self._parts:
-                    bytes_out += len(part.body)
-                    yield part
-                    if part.final:
-                        break
+            while True:
+                bytes_out += len(part.body)
+                self._ended = part.final  # the replica finished it, whether or not the client reads the last part
+                yield part
+                if part.final:
+                    break
+                part = await self._parts.__anext__()
+        except StopAsyncIteration:
+            self._ended = True
         except HubserveError as failure:
             error = failure
-            raise
-        except (GeneratorExit, asyncio.CancelledError):
-            error = ClientClosed(f"the client closed the stream of '{self.invocation.endpoint}' before its end")
             raise
         finally:
             await self.close(error, bytes_out)
 
     async def close(self, error: HubserveError | None = None, bytes_out: int = 0) -> None:
-        """Stop the stream (a cancel reaches the replica if it was not finished) and record it once."""
+        """Stop the stream (a cancel reaches the replica if it was not finished) and record it, once.
+
+        Closed before its final part without an error of its own, it is recorded as the client's leaving.
+        """
         if self._finished:
             return
         self._finished = True
+        if error is None and not self._ended:
+            error = ClientClosed(f"the client closed the stream of '{self.invocation.endpoint}' before its end")
         await self._parts.aclose()
         self._gateway._finish_stream(self, error, bytes_out)
 
