@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import re
 import secrets
-
 from collections.abc import Sequence
 
 from starlette.routing import BaseRoute, Match
