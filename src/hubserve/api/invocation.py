@@ -51,15 +51,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _invocation(request: Request, name: str, received: float) -> Invocation:
+def _invocation(request: Request, name: str, body: bytes, received: float) -> Invocation:
     headers = request.headers
     accept = headers.get("accept", "application/json")
     stream = accept.startswith(EVENT_STREAM)
-    body = await _read_body(request, deps.settings(request).max_payload_bytes)
     return Invocation(
         endpoint=name, body=body, content_type=headers.get("content-type", "application/json"),
         accept="application/json" if stream else accept,  # each part is JSON; the event framing is the route's
-        stream=stream, path=request.url.path, received=received,
+        stream=stream, path=request.scope["path"], received=received,  # not request.url: it parses
     )  # fmt: skip
 
 
@@ -68,7 +67,8 @@ async def invoke_hf(request: Request, name: str) -> Response:
     received = time.perf_counter()
     gateway = deps.gateway(request)
     try:
-        invocation = await _invocation(request, name, received)
+        body = await _read_body(request, deps.settings(request).max_payload_bytes)
+        invocation = _invocation(request, name, body, received)
         if invocation.stream:
             return _event_stream(await gateway.stream(invocation))
         result = await gateway.invoke(invocation)
@@ -83,7 +83,8 @@ async def invoke_sagemaker(request: Request, name: str) -> Response:
     received = time.perf_counter()
     gateway = deps.gateway(request)
     try:
-        invocation = await _invocation(request, name, received)
+        body = await _read_body(request, deps.settings(request).max_payload_bytes)
+        invocation = _invocation(request, name, body, received)
         invocation.stream = False  # SageMaker's response stream is its own route (event-stream framing)
         result = await gateway.invoke(invocation)
     except HubserveError as error:
@@ -96,7 +97,7 @@ async def invoke_sagemaker(request: Request, name: str) -> Response:
 def _refused_by_route(request: Request, name: str, error: HubserveError, received: float) -> None:
     """A body over the limit never reaches the gateway's layers; it is still timed and recorded there."""
     if "x-overhead-latency-ms" not in error.headers:
-        deps.gateway(request).refused(Invocation(endpoint=name, path=request.url.path, received=received), error)
+        deps.gateway(request).refused(Invocation(endpoint=name, path=request.scope["path"], received=received), error)
 
 
 def _event_stream(stream: InvocationStream) -> EventSourceResponse:

@@ -262,7 +262,7 @@ class Dispatcher:
         source = self._storage.resolve(row.input_location)
         if not await asyncio.to_thread(source.exists):
             raise ValueError("it does not exist (any more)")
-        return source.url if source.url.startswith("s3://") else source.path
+        return source.url  # an absolute local path or an s3:// URL: the replica opens either itself
 
     # --- outcomes ------------------------------------------------------------------------
 

@@ -39,10 +39,16 @@ class Gateway:
         try:
             self._admission.admit(invocation, traffic, live.max_concurrency)
             try:
-                channel, cold_start = await self._route(live, traffic, invocation)
+                channel = pick(live)  # routing, inline: the common case costs no extra coroutine
+                cold_start = channel is None
+                if channel is None:
+                    channel = await self._holding.hold(live, traffic, invocation.deadline)
                 sent = time.perf_counter()
                 try:
-                    reply = await _call(channel, invocation)
+                    if invocation.deadline is None:
+                        reply = await channel.call(invocation)
+                    else:
+                        reply = await _call_before_deadline(channel, invocation, invocation.deadline)
                 finally:
                     model_ms = (time.perf_counter() - sent) * 1000.0
             finally:
@@ -162,11 +168,9 @@ class InvocationStream:
         self._gateway._finish_stream(self, error, bytes_out)
 
 
-async def _call(channel: Channel, invocation: Invocation) -> Reply:
+async def _call_before_deadline(channel: Channel, invocation: Invocation, deadline: float) -> Reply:
     """The channel call, bounded by the invocation's deadline (which cancels it in the replica)."""
-    if invocation.deadline is None:
-        return await channel.call(invocation)
-    remaining = invocation.deadline - time.monotonic()
+    remaining = deadline - time.monotonic()
     try:
         if remaining <= 0:
             raise asyncio.TimeoutError
