@@ -65,6 +65,8 @@ STREAMING_HANDLER = textwrap.dedent(
 
             def parts():
                 for index in range(count):
+                    if options.get("fail_after") == index:
+                        raise RuntimeError(f"failed after {index} parts, as the test asked")
                     if progress:
                         pathlib.Path(progress).write_text(str(index + 1))
                     yield {"token": {"id": index, "text": f"t{index}"}}

@@ -64,6 +64,17 @@ def test_errors_before_the_first_part_keep_their_status(server: RunningServer, s
     assert malformed.status_code == 400 and malformed.json()["error"]["type"] == "ValidationError"
 
 
+def test_an_error_mid_stream_is_the_last_event(server: RunningServer, streamer: str) -> None:
+    body = {"inputs": {"parts": 5, "fail_after": 2}}
+    with httpx.stream("POST", f"{server.url}/endpoints/{streamer}", json=body, headers=SSE, timeout=60) as response:
+        assert response.status_code == 200  # the first part was already sent when the handler failed
+        lines = list(response.iter_lines())
+    data = [json.loads(line[len("data:"):]) for line in lines if line.startswith("data:")]
+    assert [event["token"]["id"] for event in data[:-1]] == [0, 1]
+    assert "event: error" in lines
+    assert data[-1]["error"]["type"] == "ModelError" and "failed after 2 parts" in data[-1]["error"]["message"]
+
+
 def test_a_client_that_leaves_cancels_the_stream_in_the_replica(server: RunningServer, streamer: str, tmp_path: Path) -> None:
     progress = tmp_path / "progress"
     body = {"inputs": {"parts": 400, "delay_s": 0.02, "progress": str(progress)}}

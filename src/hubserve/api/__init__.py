@@ -2,7 +2,8 @@
 HF /v2), async and batch, observability, console; the error shapes and the authentication layer.
 
 Routes reach the server's parts through ``api.deps`` (built by hubserve.compose). May import
-gateway, control, asyncinf, batch, store, spec, models (checking sources at create time), errors.
+services, gateway, control, asyncinf, batch, store, models (checking sources at create time), the
+utilities (logs, metrics, storage, cost, console) and the leaves; never backends or the worker.
 """
 
 from hubserve.api.app import build_app

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
+import msgspec
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sse_starlette import EventSourceResponse
@@ -104,9 +105,12 @@ def _event_stream(stream: InvocationStream) -> EventSourceResponse:
     """Server-sent events, one per part; the first part is already here (errors came before the 200)."""
 
     async def events() -> AsyncIterator[dict[str, str]]:
-        async for part in stream.parts():
-            if part.body or not part.final:
-                yield {"data": part.body.decode("utf-8", errors="replace")}
+        try:
+            async for part in stream.parts():
+                if part.body or not part.final:
+                    yield {"data": part.body.decode("utf-8", errors="replace")}
+        except HubserveError as error:  # after the 200: the failure travels as the stream's last event
+            yield {"event": "error", "data": msgspec.json.encode(error.to_dict()).decode()}
 
     headers = {"x-cold-start": "true" if stream.cold_start else "false"}
     # The background close runs even when the client left before the first event was sent: the slot and

@@ -238,10 +238,10 @@ class Dispatcher:
             self._store.requeue(row.endpoint, row.id, refund_attempt=True)  # realtime traffic has the slots
             self._backoff_until[row.endpoint] = time.monotonic() + _RETRY_BACKOFF_S
             return
-        except InvocationTimeout:
+        except InvocationTimeout as timeout:
             message = (
-                f"the model did not answer within {row.timeout_s}s (X-Amzn-SageMaker-InvocationTimeoutSeconds); "
-                "the work was cancelled in the replica"
+                f"the model did not answer within {row.timeout_s}s (X-Amzn-SageMaker-InvocationTimeoutSeconds): "
+                f"{timeout.message}"
             )
             return await self._fail(row, InvocationTimeout(message), attempt)
         except (ModelNotReady, ReplicaCrashed) as exc:

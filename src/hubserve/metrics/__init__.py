@@ -1,7 +1,7 @@
 """What each endpoint did: rolling one-minute windows for the API and CLI, Prometheus for scrapers.
 
-A leaf package (imports nothing from hubserve but errors): the invocation routes record each
-answered request, the controller's sampler records gauges (replicas, concurrency, memory, CPU)
+A leaf package (imports nothing from hubserve but errors): the gateway's timing layer records each
+answered invocation (sync, streamed, async and batch), control's sampler records gauges (replicas, concurrency, memory, CPU)
 and model setup times; `/v1/endpoints/{name}/metrics` and `/metrics` read them.
 """
 

@@ -1,6 +1,6 @@
 """One server's metrics: per-endpoint rolling windows plus the same figures for Prometheus.
 
-The invocation routes call `Metrics.invocation` once per answered request (a few microseconds:
+The gateway's timing layer calls `Metrics.invocation` once per answered invocation (a few microseconds:
 two histogram observations and the window's counters); the controller's sampler calls
 `Metrics.sample` every second with each endpoint's levels. `/metrics` renders a private
 `CollectorRegistry` (not prometheus_client's global one, so two apps in one process never mix).
