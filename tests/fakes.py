@@ -7,6 +7,9 @@ and each ``stream`` with the parts of ``stream(invocation)``. Its ``FakeChannel`
 (the caller cancelled, the deadline passed, a stream closed before its final part) is recorded in
 ``FakeBackend.cancelled``, so a test can see that it reached the "replica".
 
+``FakeBackend(phases=[...])`` makes each replica report those steps of its start to
+``wait_ready``'s ``on_phase``, in order, before it is ready (as a real one reports an export).
+
 Tests drive the replicas' lives from outside: ``crash(replica_id, code)`` makes one exit (its
 ``wait_exit`` returns, what it holds fails with ReplicaCrashed), ``set_memory`` sets what
 ``resources`` reports. ``wired`` builds control and the gateway around a fake backend exactly as
@@ -20,7 +23,7 @@ import contextlib
 import dataclasses
 import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -151,8 +154,10 @@ class FakeBackend:
     """In-process replicas; every start, ready, stop and exit is recorded in ``log`` in order."""
 
     def __init__(self, answer: Answer | None = None, *, start_delay_s: float = 0.0, fail_start: str | None = None,
-                 stream: StreamAnswer | None = None, memory_mb: float = 100.0) -> None:  # fmt: skip
+                 stream: StreamAnswer | None = None, memory_mb: float = 100.0,
+                 phases: Sequence[str] = ()) -> None:  # fmt: skip
         self.answer = answer or echo
+        self.phases = list(phases)  # the steps each replica reports while it starts
         self.stream_answer = stream
         # Read when a replica starts: a test may change them between starts.
         self.start_delay_s = start_delay_s
@@ -174,9 +179,16 @@ class FakeBackend:
         self.log.append(("started", replica_id))
         return replica
 
-    async def wait_ready(self, replica: Replica, timeout: float) -> Channel:
+    async def wait_ready(self, replica: Replica, timeout: float, on_phase: Callable[[str], None] | None = None) -> Channel:
         fake = self.replicas[replica.id]
-        await asyncio.wait({fake.exited}, timeout=min(fake.start_delay_s, timeout))
+        share = min(fake.start_delay_s, timeout) / (len(self.phases) + 1)  # the steps take the start delay
+        for phase in self.phases:
+            if fake.exited.done():
+                break
+            if on_phase is not None:
+                on_phase(phase)
+            await asyncio.wait({fake.exited}, timeout=share)
+        await asyncio.wait({fake.exited}, timeout=share)
         if fake.exited.done():
             self.log.append(("failed", replica.id))
             raise ReplicaStartFailed(f"the replica exited with code {fake.exited.result()} while starting")

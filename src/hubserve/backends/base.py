@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from hubserve.types import Channel
@@ -54,8 +55,12 @@ class Backend(Protocol):
         """Start a replica; returns at once, before the model is loaded."""
         ...
 
-    async def wait_ready(self, replica: Replica, timeout: float) -> Channel:
-        """Wait until the replica serves; raise ReplicaStartFailed with the reason if it cannot."""
+    async def wait_ready(self, replica: Replica, timeout: float, on_phase: Callable[[str], None] | None = None) -> Channel:
+        """Wait until the replica serves; raise ReplicaStartFailed with the reason if it cannot.
+
+        ``on_phase`` hears each step of the replica's start as it begins, in order
+        (``exporting to ONNX (step 1 of 4)``: models.progress), so a long start is visible.
+        """
         ...
 
     async def wait_exit(self, replica: Replica) -> int:

@@ -10,8 +10,10 @@ Either way replicas run in their own session, so a Ctrl-C in the server's termin
 the server, which then stops them in order; they exit by themselves if the server dies.
 
 A replica gets its ``ReplicaLaunch`` as one ``--launch`` JSON argument (plus this backend's
-socket, error and info files and its CPUs) and resolves and loads its model itself; a failure to
-do so comes back through the error file as ``ReplicaStartFailed``'s reason. Pids stay in here:
+socket, error, info and phase files and its CPUs) and resolves and loads its model itself; a
+failure to do so comes back through the error file as ``ReplicaStartFailed``'s reason, and each
+step of its start (one JSON line appended to the phase file) goes to ``wait_ready``'s
+``on_phase`` as the replica begins it. Pids stay in here:
 callers see ``Replica.placement`` ("pid 1234") and ask ``health`` and ``resources`` (read from
 /proc, backends/procfs.py).
 """
@@ -27,6 +29,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -112,6 +115,9 @@ class LocalBackend:
     def _info_path(self, replica_id: str) -> Path:
         return self._sockets_dir / f"{replica_id}.info.json"
 
+    def _phase_path(self, replica_id: str) -> Path:
+        return self._sockets_dir / f"{replica_id}.phases.jsonl"
+
     async def start(self, replica_id: str, launch: ReplicaLaunch) -> Replica:
         log_dir = self._logs_dir / launch.endpoint
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -120,6 +126,7 @@ class LocalBackend:
             "--socket", str(self._socket_path(replica_id)),
             "--error-file", str(self._error_path(replica_id)),
             "--info-file", str(self._info_path(replica_id)),
+            "--phase-file", str(self._phase_path(replica_id)),
         ]  # fmt: skip
         # The endpoint's env goes into the process environment (readable only by its owner), never onto the
         # command line, which any local user can read in /proc. Last: a line cut short for display keeps the rest.
@@ -145,11 +152,13 @@ class LocalBackend:
         self._processes[replica_id] = process
         return Replica(id=replica_id, launch=launch, log_location=str(log_path), placement=f"pid {process.pid}")
 
-    async def wait_ready(self, replica: Replica, timeout: float) -> Channel:
+    async def wait_ready(self, replica: Replica, timeout: float, on_phase: Callable[[str], None] | None = None) -> Channel:
         process = self._processes[replica.id]
         socket_path = self._socket_path(replica.id)
+        phases = _PhaseReader(self._phase_path(replica.id), on_phase)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            phases.read()  # before the socket: the last step is heard even when the replica is ready at once
             if process.returncode is not None:
                 raise ReplicaStartFailed(self._failure_reason(replica, process.returncode))
             if socket_path.exists():
@@ -187,6 +196,7 @@ class LocalBackend:
         self._socket_path(replica.id).unlink(missing_ok=True)
         self._error_path(replica.id).unlink(missing_ok=True)
         self._info_path(replica.id).unlink(missing_ok=True)
+        self._phase_path(replica.id).unlink(missing_ok=True)
 
     def health(self, replica: Replica) -> ReplicaHealth:
         """EXITED once the process is gone (or stopped) or its channel closed; READY while the channel serves."""
@@ -270,6 +280,36 @@ class LocalBackend:
                 self._use_zygote = False  # it died importing: it would again, so fresh processes from now on
             raise
         return zygote
+
+
+class _PhaseReader:
+    """The replica's phase file, read from where the last read stopped: each whole new line once."""
+
+    def __init__(self, path: Path, on_phase: Callable[[str], None] | None) -> None:
+        self._path = path
+        self._on_phase = on_phase
+        self._offset = 0
+
+    def read(self) -> None:
+        if self._on_phase is None:
+            return
+        try:
+            with open(self._path, "rb") as handle:
+                handle.seek(self._offset)
+                data = handle.read()
+        except OSError:
+            return  # not written yet
+        whole = data[: data.rfind(b"\n") + 1]
+        self._offset += len(whole)
+        for line in whole.splitlines():
+            try:
+                phase = json.loads(line)["phase"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            try:
+                self._on_phase(str(phase))
+            except Exception:
+                log.exception("on_phase failed for %s", self._path.name)
 
 
 def _tail(path: Path, max_chars: int = 500) -> str:

@@ -3,8 +3,9 @@
 Every file under ``<home>/logs/<endpoint>/`` has lines ``<UTC time> <stream> <text>``: a
 replica's ``<replica id>.log`` (streams stdout/stderr, stamped in the replica by `stamp`) and
 ``hubserve.log`` (streams event/access, written by `EventLog`). `read_logs` merges them in time
-order. Output a replica writes below Python (a C library, a fatal signal) has no stamp and is
-read as part of the stamped line before it.
+order. A replica's output is stamped whatever writes it (Python, a C library, a child process;
+`stamp`); the only unstamped text left, a fatal signal's traceback, is read as part of the
+stamped line before it, and the reader never makes up a time for a line.
 """
 
 from hubserve.logs.events import EventLog

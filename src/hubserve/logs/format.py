@@ -13,6 +13,11 @@ def now_stamp() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+def stamp_at(seconds: float) -> str:
+    """``now_stamp``'s format for a moment given as seconds since the epoch (a file's mtime)."""
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 def format_line(stream: str, text: str) -> str:
     return f"{now_stamp()} {stream} {text}\n"
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from hubserve.errors import ValidationError
-from hubserve.logs.format import LINE
+from hubserve.logs.format import LINE, stamp_at
 
 DEFAULT_TAIL = 200
 MAX_TAIL = 10_000
@@ -49,8 +49,14 @@ def parse_since(text: str | None) -> str | None:
 
 
 def _lines_of(path: Path, source: str) -> Iterator[LogLine]:
-    """Stamped lines of one file; unstamped ones (C-level output) join the stamped line before them."""
+    """Stamped lines of one file; an unstamped one never gets a made-up time.
+
+    Unstamped text (a fatal signal's traceback, a file written before stamping) joins the stamped
+    line before it; unstamped text at the start of a file is one ``raw`` line with the time of the
+    first stamp after it (it was written before that line), or the file's mtime when none follows.
+    """
     current: LogLine | None = None
+    leading: list[str] = []
     try:
         handle = path.open("r", encoding="utf-8", errors="replace")
     except OSError:
@@ -62,13 +68,22 @@ def _lines_of(path: Path, source: str) -> Iterator[LogLine]:
             if match:
                 if current is not None:
                     yield current
+                elif leading:
+                    yield LogLine(match.group(1), source, "raw", "\n".join(leading))
+                    leading = []
                 current = LogLine(match.group(1), source, match.group(2), match.group(3))
             elif current is not None:
                 current = dataclasses.replace(current, message=current.message + "\n" + raw)
-            elif raw:  # before any stamp: older unstamped output; the file's start time is unknown
-                current = LogLine("0000-00-00T00:00:00.000Z", source, "raw", raw)
+            elif raw or leading:
+                leading.append(raw)
     if current is not None:
         yield current
+    elif leading:
+        try:
+            written = stamp_at(path.stat().st_mtime)
+        except OSError:
+            return  # removed while we read it
+        yield LogLine(written, source, "raw", "\n".join(leading).rstrip("\n"))
 
 
 def _source_lines(paths: list[Path], source: str) -> Iterator[LogLine]:

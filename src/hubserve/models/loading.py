@@ -9,6 +9,11 @@ can explain why a handler did not run.
 predictors, including the default ``model_fn`` of a SageMaker script; a ``handler.py`` or a
 script's own ``model_fn`` loads the model itself, so it runs as written and ``runtime_info``
 says so.
+
+The standard predictors' checkpoints go through the weights check (``weights.WeightsCheck``):
+one that lacks weights of the task's model fails to load (``MissingWeights``) unless
+``allow_missing_weights``. ``progress`` hears each step of the load as it begins
+(``models.progress``).
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from typing import Any
 from hubserve.models import custom as user_code
 from hubserve.models.jsonable import to_jsonable
 from hubserve.models.predictors import build_predictor
+from hubserve.models.progress import LOADING, Progress
 from hubserve.models.runtimes import ModelRuntime, torch_only_reason
+from hubserve.models.weights import WeightsCheck
 from hubserve.tasks import normalize_task
 
 RawHandler = Callable[[bytes, str, str], tuple[bytes, str]]
@@ -65,6 +72,8 @@ def load_model(
     runtime: str = "torch",
     cache_dir: Path | None = None,
     threads: int = 1,
+    allow_missing_weights: bool = False,
+    progress: Progress | None = None,
 ) -> LoadedModel:
     """Load ``model_dir`` for ``task``; user code runs only with ``custom_code=True``.
 
@@ -72,15 +81,23 @@ def load_model(
     """
     model_dir = Path(model_dir)
     task = normalize_task(task)
+    progress = progress or Progress()
     found = user_code.find_custom_code(model_dir)
     info: dict[str, Any] = {"requested": runtime, "chosen": "torch"}
     reason = torch_only_reason(runtime, task, device=device, dtype=dtype)
-    plan = None if runtime == "torch" or reason else ModelRuntime(runtime, cache_dir=cache_dir, threads=threads)
+    # The sentence tasks pool the encoder's states themselves: there is no head to miss.
+    check = None if task in _NO_HEAD else WeightsCheck(task, allow_missing=allow_missing_weights)
+    plan = (
+        None if runtime == "torch" or reason
+        else ModelRuntime(runtime, cache_dir=cache_dir, threads=threads, check=check, progress=progress)
+    )  # fmt: skip
     if reason:
         info["fallback_reason"] = reason
 
     def standard() -> Any:
-        return build_predictor(model_dir, task, dtype=dtype, device=device, runtime=plan)
+        if plan is None:
+            progress.begin(LOADING)  # a runtime begins its own steps (export, quantize, load)
+        return build_predictor(model_dir, task, dtype=dtype, device=device, runtime=plan, check=check)
 
     def chosen() -> dict[str, Any]:
         return dict(plan.info) if plan is not None else info
@@ -94,6 +111,7 @@ def load_model(
         notes = [f"{user_code.HANDLER_FILE} loaded: EndpointHandler answers requests"]
         if user_code.INFERENCE_FILE in found:
             notes.append(f"{user_code.INFERENCE_FILE} ignored: {user_code.HANDLER_FILE} takes precedence")
+        progress.begin(LOADING)
         handler = user_code.load_endpoint_handler(model_dir)
         return LoadedModel(task, handler, notes, custom=True, runtime_info=_user_code(runtime, user_code.HANDLER_FILE))
 
@@ -109,6 +127,9 @@ def load_model(
     notes = ["custom_code is on but the model has no handler.py or code/inference.py; serving the standard task"]
     predictor = standard()
     return LoadedModel(task, predictor, notes, runtime_info=chosen())
+
+
+_NO_HEAD = frozenset({"sentence-embeddings", "sentence-similarity"})
 
 
 def _user_code(runtime: str, loader: str) -> dict[str, Any]:

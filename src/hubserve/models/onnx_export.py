@@ -16,7 +16,12 @@ Two variants are built from the one export:
   activations quantized per call) of the raw export.
 
 Each is checked against torch on a padded batch of another shape than the traced one
-before it is kept, so a graph that baked in a shape never serves.
+before it is kept, so a graph that baked in a shape never serves. ``meta.json`` records the
+weights the checkpoint lacked (``missing_keys``), which a replica checks as it would a torch load.
+
+The exporter child prints each step it begins (``hubserve-export-step <step>``); the replica
+relays them to its ``Progress`` (``exporting to ONNX (step 1 of 4)``) and the rest of the child's
+output to its own log.
 
 The cache (``cache_dir``, the server's ``<home>/runtimes``)::
 
@@ -48,9 +53,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -58,7 +64,11 @@ from typing import Any
 import numpy as np
 import torch
 
-EXPORT_FORMAT = 2  # 2: classifiers exported with the first-token last layer. Bump when what is exported or how it is stored changes
+from hubserve.models.progress import BUILDING, EXPORTING, Progress
+
+# 2: classifiers exported with the first-token last layer; 3: meta.json records missing_keys.
+EXPORT_FORMAT = 3  # bump when what is exported or how it is stored changes
+STEP_PREFIX = "hubserve-export-step "  # the exporter child's stdout: a step it begins
 # Export in a child process (``python -m hubserve.models.onnx_export``): the exporter's peak
 # memory (about 1.8 GB for a 255 MB DistilBERT), its imports and caches, and any crash stay out
 # of the replica that then serves for hours; a crash is a fallback reason, not a failed start.
@@ -215,14 +225,17 @@ def cached_failure(folder: Path, variant: str) -> str | None:
 
 
 def ensure_artifacts(
-    model_dir: Path, auto_class_name: str, variants: tuple[str, ...], cache_dir: Path
-) -> dict[str, Artifact | str]:
+    model_dir: Path, auto_class_name: str, variants: tuple[str, ...], cache_dir: Path,
+    progress: Progress | None = None,
+) -> dict[str, Artifact | str]:  # fmt: skip
     """Each of ``variants`` -> its Artifact (built now or found), or the reason it cannot be built.
 
     Exporting is the slow part (about 13 s for a 255 MB DistilBERT, against 2 s to fuse and
     3 s to quantize), so when one variant has to be built every missing one is built from the
     same export: a later replica asking for the other runtime, or auto, does not export again.
+    A build's steps are planned first in ``progress`` and begun as the exporter reaches them.
     """
+    progress = progress or Progress()
     folder = key_dir(model_dir, auto_class_name, cache_dir)
     found: dict[str, Artifact | str] = {}
 
@@ -240,24 +253,24 @@ def ensure_artifacts(
         with export_lock(folder):
             missing = look()  # another replica may have built them while we waited
             if any(variant in missing for variant in variants):
+                progress.plan(EXPORTING, *(BUILDING[variant] for variant in missing), first=True)
                 if ISOLATED:
-                    found.update(_build_in_child(model_dir, auto_class_name, tuple(missing), folder))
+                    found.update(_build_in_child(model_dir, auto_class_name, tuple(missing), folder, progress.begin))
                 else:
-                    found.update(_build(model_dir, auto_class_name, tuple(missing), folder))
+                    found.update(_build(model_dir, auto_class_name, tuple(missing), folder, progress.begin))
     return {variant: found[variant] for variant in variants}
 
 
 def _build_in_child(
-    model_dir: Path, auto_class_name: str, variants: tuple[str, ...], folder: Path
-) -> dict[str, Artifact | str]:
+    model_dir: Path, auto_class_name: str, variants: tuple[str, ...], folder: Path,
+    step: Callable[[str], None] = lambda name: None,
+) -> dict[str, Artifact | str]:  # fmt: skip
     """``_build`` in ``python -m hubserve.models.onnx_export``; its exit, if abnormal, is the reason."""
-    command = _child_command(model_dir, auto_class_name, variants, folder)
-    try:
-        done = subprocess.run(command, stdin=subprocess.DEVNULL, timeout=EXPORT_TIMEOUT_S, check=False)
-        code = done.returncode
+    code = _run_child(_child_command(model_dir, auto_class_name, variants, folder), step)
+    if code is None:
+        crash: str | None = f"ONNX export took longer than {EXPORT_TIMEOUT_S} s and was stopped"
+    else:
         crash = None if code == 0 else _exit_reason(code)
-    except subprocess.TimeoutExpired:
-        crash = f"ONNX export took longer than {EXPORT_TIMEOUT_S} s and was stopped"
     results: dict[str, Artifact | str] = {}
     for variant in variants:
         artifact = cached_artifact(folder, variant)
@@ -270,6 +283,34 @@ def _build_in_child(
             write_json_atomic(folder / f"{variant}.failed.json", {"reason": reason})
         results[variant] = reason
     return results
+
+
+def _run_child(command: list[str], step: Callable[[str], None]) -> int | None:
+    """Run the exporter child: its steps go to ``step``, its other output to ours; None when it ran too long."""
+    process = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, errors="replace", bufsize=1
+    )
+    stopped = threading.Event()
+
+    def stop() -> None:
+        stopped.set()
+        process.kill()
+
+    timer = threading.Timer(EXPORT_TIMEOUT_S, stop)
+    timer.daemon = True
+    timer.start()
+    try:
+        assert process.stdout is not None
+        with process.stdout:
+            for line in process.stdout:
+                if line.startswith(STEP_PREFIX):
+                    step(line[len(STEP_PREFIX) :].strip())
+                else:
+                    sys.stdout.write(line)
+        code = process.wait()
+    finally:
+        timer.cancel()
+    return None if stopped.is_set() else code
 
 
 def _child_command(model_dir: Path, auto_class_name: str, variants: tuple[str, ...], folder: Path) -> list[str]:
@@ -315,18 +356,26 @@ def _tensor_outputs(output: Any) -> dict[str, torch.Tensor]:
     return {name: value for name, value in output.items() if isinstance(value, torch.Tensor)}
 
 
-def _build(model_dir: Path, auto_class_name: str, variants: tuple[str, ...], folder: Path) -> dict[str, Artifact | str]:
-    """Export once, build ``variants`` from it, check them, publish them; failures are recorded."""
+def _build(
+    model_dir: Path, auto_class_name: str, variants: tuple[str, ...], folder: Path,
+    step: Callable[[str], None] = lambda name: None,
+) -> dict[str, Artifact | str]:  # fmt: skip
+    """Export once, build ``variants`` from it, check them, publish them; failures are recorded.
+
+    ``step`` hears each step as it begins (``progress``'s names).
+    """
     from hubserve.models.weights import load_for_export
 
     results: dict[str, Artifact | str] = {}
     work = Path(tempfile.mkdtemp(dir=folder, prefix=".build-"))
     try:
         try:
+            step(EXPORTING)
             started = time.perf_counter()
-            model, tokenizer = load_for_export(model_dir, auto_class_name)
+            model, tokenizer, missing_keys = load_for_export(model_dir, auto_class_name)
             program, base_meta, check = _export(model, tokenizer)
             base_meta["export_s"] = round(time.perf_counter() - started, 2)
+            base_meta["missing_keys"] = missing_keys
             raw = work / "raw" / MODEL_FILE
             _save(program.model, raw)
         except Exception as exc:  # any exporter failure means: this model runs on torch
@@ -338,6 +387,7 @@ def _build(model_dir: Path, auto_class_name: str, variants: tuple[str, ...], fol
         builders = {"onnx": _build_fused, "onnx-int8": _build_int8}
         for variant in variants:
             tmp = work / variant
+            step(BUILDING[variant])
             try:
                 meta = {**base_meta, "variant": variant, **builders[variant](program.model, raw, tmp / MODEL_FILE)}
                 meta["check_max_abs_diff"] = _check(tmp / MODEL_FILE, check, exact=variant == "onnx")
@@ -488,7 +538,12 @@ def _main(argv: list[str]) -> None:
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     model_dir, auto_class_name, folder, *variants = argv
-    _build(Path(model_dir), auto_class_name, tuple(variants), Path(folder))
+    _build(Path(model_dir), auto_class_name, tuple(variants), Path(folder), _print_step)
+
+
+def _print_step(name: str) -> None:
+    """In the exporter child: tell the replica (reading our stdout) which step begins."""
+    print(STEP_PREFIX + name, flush=True)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from hubserve.errors import ValidationError
 from hubserve.models import requests as rq
 from hubserve.models.generation import GENERATION_PARAMETERS, check_generation
 from hubserve.models.jsonable import to_jsonable
-from hubserve.models.weights import check_safetensors, load_pretrained, resolve_device, resolve_dtype
+from hubserve.models.weights import WeightsCheck, check_safetensors, load_pretrained, resolve_device, resolve_dtype
 
 if TYPE_CHECKING:
     from hubserve.models.runtimes import ModelRuntime
@@ -233,12 +233,13 @@ def _pipeline_rules(task: str, model: Any, tokenizer: Any, compat: bool) -> tupl
 
 
 def _pipeline_predictor(
-    model_dir: Path, task: str, dtype: str, device: str, runtime: ModelRuntime | None = None
-) -> PipelinePredictor:
+    model_dir: Path, task: str, dtype: str, device: str, runtime: ModelRuntime | None = None,
+    check: WeightsCheck | None = None,
+) -> PipelinePredictor:  # fmt: skip
     import transformers
 
     auto_class = getattr(transformers, PIPELINE_TASKS[task])
-    model, tokenizer = load_pretrained(model_dir, auto_class, dtype, device, runtime)
+    model, tokenizer = load_pretrained(model_dir, auto_class, dtype, device, runtime, check)
     make_pipeline: Any = transformers.pipeline  # its overloads want a literal task name
     pipe = make_pipeline(task, model=model, tokenizer=tokenizer, device=torch.device(device))
     allowed, prepare = _pipeline_rules(task, model, tokenizer, inference_api_compat())
@@ -369,15 +370,18 @@ def _inference_api_answers(predictor: Any, task: str) -> Any:
 # -- the factory ----------------------------------------------------------------------------
 
 def build_predictor(
-    model_dir: Path, task: str, *, dtype: str = "auto", device: str = "cpu", runtime: ModelRuntime | None = None
-) -> Predictor:
+    model_dir: Path, task: str, *, dtype: str = "auto", device: str = "cpu", runtime: ModelRuntime | None = None,
+    check: WeightsCheck | None = None,
+) -> Predictor:  # fmt: skip
     """Load ``model_dir`` for ``task`` (a canonical task name) and return its predictor.
 
     ``runtime`` (onnx, onnx-int8, auto; None is torch) loads the encoder tasks' models; see ``runtimes``.
+    ``check`` sees the weights a transformers checkpoint lacks for the task's model (the sentence
+    tasks pool the encoder's hidden states themselves, so they have no head to miss).
     """
     model_dir = Path(model_dir)
     if task in PIPELINE_TASKS:
-        pipeline = _pipeline_predictor(model_dir, task, dtype, device, runtime)
+        pipeline = _pipeline_predictor(model_dir, task, dtype, device, runtime, check)
         return _inference_api_answers(pipeline, task) if inference_api_compat() else pipeline
     if task == "sentence-embeddings":
         return SentenceEmbeddings(_sentence_model(model_dir, dtype, device, runtime))
@@ -389,11 +393,11 @@ def build_predictor(
 
         from hubserve.models.qa import QuestionAnswering
 
-        return QuestionAnswering(*load_pretrained(model_dir, AutoModelForQuestionAnswering, dtype, device, runtime))
+        return QuestionAnswering(*load_pretrained(model_dir, AutoModelForQuestionAnswering, dtype, device, runtime, check))
     if task in SEQ2SEQ_TASKS:
         from transformers import AutoModelForSeq2SeqLM
 
         from hubserve.models.seq2seq import Seq2SeqGenerator
 
-        return Seq2SeqGenerator(*load_pretrained(model_dir, AutoModelForSeq2SeqLM, dtype, device), task=task)
+        return Seq2SeqGenerator(*load_pretrained(model_dir, AutoModelForSeq2SeqLM, dtype, device, check=check), task=task)
     raise ValueError(f"hubserve has no predictor for task {task!r}")

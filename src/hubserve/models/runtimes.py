@@ -6,7 +6,12 @@ supports on first deployment and keeps the fastest whose answers agree with torc
 caches that decision beside the export so later replicas load only the winner.
 
 Nothing here fails a deployment: a task, device or dtype the exporter does not cover, or a
-model it cannot export, runs on torch and ``runtime_info["fallback_reason"]`` says why.
+model it cannot export, runs on torch and ``runtime_info["fallback_reason"]`` says why. The one
+exception is the weights check (``weights.WeightsCheck``): a checkpoint that lacks weights of the
+task's model fails on every runtime alike, read from the export's meta when ONNX serves.
+
+Each slow step (exporting, optimizing, quantizing, loading, auto's warm-up timing) is begun in
+the ``progress`` the replica watches (``models.progress``).
 
 ``runtime_info`` (what the replica reports and ``describe`` shows as ``runtime``)::
 
@@ -33,6 +38,8 @@ import torch
 
 from hubserve.models import onnx_export
 from hubserve.models.onnx_runtime import OnnxModel, open_session
+from hubserve.models.progress import LOADING, WARMING_UP, Progress
+from hubserve.models.weights import MissingWeights, WeightsCheck
 
 RUNTIMES = ("torch", "onnx", "onnx-int8", "auto")
 ONNX_TASKS = frozenset({
@@ -73,12 +80,17 @@ def torch_only_reason(runtime: str, task: str, *, device: str, dtype: str) -> st
 class ModelRuntime:
     """Loads models for one of onnx, onnx-int8 or auto, and records what it chose in ``info``."""
 
-    def __init__(self, requested: str, *, cache_dir: Path | None = None, threads: int = 1) -> None:
+    def __init__(
+        self, requested: str, *, cache_dir: Path | None = None, threads: int = 1,
+        check: WeightsCheck | None = None, progress: Progress | None = None,
+    ) -> None:  # fmt: skip
         if requested not in ("onnx", "onnx-int8", "auto"):
             raise ValueError(f"ModelRuntime serves onnx, onnx-int8 or auto, not {requested!r}")
         self.requested = requested
         self.cache_dir = Path(cache_dir) if cache_dir is not None else onnx_export.default_cache_dir()
         self.threads = max(1, threads)
+        self.check = check  # the weights check, for torch loads and exports alike
+        self.progress = progress or Progress()
         self.info: dict[str, Any] = {"requested": requested, "chosen": "torch"}
 
     # -- the two ways predictors load models -----------------------------------------------
@@ -94,7 +106,8 @@ class ModelRuntime:
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False, local_files_only=True)
 
         def torch_model() -> Any:
-            return load_pretrained(model_dir, auto_class, dtype, device)[0]
+            self.progress.begin(LOADING)
+            return load_pretrained(model_dir, auto_class, dtype, device, check=self.check)[0]
 
         def config() -> Any:
             return AutoConfig.from_pretrained(str(model_dir), trust_remote_code=False, local_files_only=True)
@@ -126,6 +139,8 @@ class ModelRuntime:
         """The model to serve; anything going wrong on the ONNX side means torch, with the reason."""
         try:
             return self._choose_or_raise(model_dir, auto_class_name, tokenizer, torch_model, config)
+        except MissingWeights:
+            raise  # not the runtime's failure: torch would load the same random weights
         except onnx_export.ExportFailed as exc:
             self._fall_back(f"{exc}; it runs on torch")
         except Exception as exc:  # an unwritable cache, a corrupt file, ONNX Runtime refusing a graph...
@@ -141,14 +156,24 @@ class ModelRuntime:
         folder = onnx_export.key_dir(model_dir, auto_class_name, self.cache_dir)
         if self.requested == "auto":
             return self._auto(model_dir, auto_class_name, folder, tokenizer, torch_model, config)
-        built = onnx_export.ensure_artifacts(model_dir, auto_class_name, (self.requested,), self.cache_dir)
+        self.progress.plan(LOADING)
+        built = onnx_export.ensure_artifacts(
+            model_dir, auto_class_name, (self.requested,), self.cache_dir, self.progress
+        )
         artifact = built[self.requested]
         if isinstance(artifact, str):
             self._fall_back(artifact)
             return torch_model()
+        self._check_export(model_dir, artifact)
+        self.progress.begin(LOADING)
         model = self._open(artifact, config())
         self.info.update(chosen=self.requested, cache="hit" if artifact.cached else "miss")
         return model
+
+    def _check_export(self, model_dir: Path, artifact: onnx_export.Artifact) -> None:
+        """The weights check on what the export loaded (recorded in its meta): no torch load needed."""
+        if self.check is not None:
+            self.check(model_dir, artifact.meta.get("missing_keys") or ())
 
     def _open(self, artifact: onnx_export.Artifact, config: Any) -> OnnxModel:
         started = time.perf_counter()
@@ -175,11 +200,16 @@ class ModelRuntime:
                         self.info[optional] = decision[optional]
                 if artifact is None:
                     return torch_model()
+                self._check_export(model_dir, artifact)
+                self.progress.begin(LOADING)
                 self.info["cache"] = "hit"
                 return self._open(artifact, config())
             # the chosen export was removed from the cache: decide again
 
-        built = onnx_export.ensure_artifacts(model_dir, auto_class_name, onnx_export.VARIANTS, self.cache_dir)
+        self.progress.plan(LOADING, WARMING_UP)
+        built = onnx_export.ensure_artifacts(
+            model_dir, auto_class_name, onnx_export.VARIANTS, self.cache_dir, self.progress
+        )
         rejected = {variant: reason for variant, reason in built.items() if isinstance(reason, str)}
         candidates: dict[str, Any] = {"torch": torch_model()}
         for variant, result in built.items():
@@ -187,6 +217,7 @@ class ModelRuntime:
                 candidates[variant] = OnnxModel.wrap(
                     open_session(result.path, self.threads), config(), result.meta, variant
                 )
+        self.progress.begin(WARMING_UP)
         probe = self._probe_inputs(tokenizer, candidates["torch"])
         timings = {name: _median_ms(model, probe) for name, model in candidates.items()}
         reference = _outputs(candidates["torch"], probe)

@@ -61,6 +61,42 @@ def infer_task(model_dir: Path) -> str:
     )
 
 
+def head_tasks(model_dir: Path) -> list[str]:
+    """The tasks whose model the folder's weights hold a trained head for (JSON only, no weights read).
+
+    From ``modules.json`` (a sentence-transformers folder: sentence tasks and feature extraction)
+    and ``config.json`` ``architectures`` (the classes the weights were saved from): a bare
+    ``...Model`` encoder serves feature extraction and the sentence tasks; a head serves its own
+    task (a sequence classifier trained on NLI labels zero-shot classification too). Empty when
+    neither file names anything hubserve knows.
+    """
+    model_dir = Path(model_dir)
+    tasks: list[str] = []
+    if (model_dir / "modules.json").is_file():
+        tasks += ["sentence-embeddings", "sentence-similarity", "feature-extraction"]
+    try:
+        config = _read_config(model_dir)
+    except ValueError:
+        config = {}
+    architectures = config.get("architectures")
+    for architecture in architectures if isinstance(architectures, list) else []:
+        task = _task_for(architecture, config) if isinstance(architecture, str) else None
+        if task == "feature-extraction":
+            tasks += ["feature-extraction", "sentence-embeddings", "sentence-similarity"]
+        elif task in ("summarization", "translation", "text2text-generation"):
+            tasks += ["summarization", "translation", "text2text-generation"]
+        elif task is not None:
+            tasks.append(task)
+        if task == "text-classification" and _nli_labels(config):
+            tasks.append("zero-shot-classification")
+    return list(dict.fromkeys(tasks))
+
+
+def _nli_labels(config: dict[str, Any]) -> bool:
+    labels = config.get("label2id")
+    return isinstance(labels, dict) and any(str(label).lower().startswith("entail") for label in labels)
+
+
 def _read_config(model_dir: Path) -> dict[str, Any]:
     path = model_dir / "config.json"
     if not path.is_file():

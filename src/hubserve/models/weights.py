@@ -4,11 +4,19 @@ Pickle checkpoints (``pytorch_model.bin``, ``.pt``, ``.ckpt``) can run arbitrary
 loaded, so a folder that only has those is refused with a message saying how to convert
 it. ``trust_remote_code`` is never set: a config whose architecture lives in the repo's
 own Python files fails to load with transformers' own explanation.
+
+A checkpoint that lacks weights of the model a task runs (a bare encoder deployed as
+question-answering: transformers initialises ``qa_outputs`` at random and says so in a
+warning) is refused (``WeightsCheck``, ``MissingWeights``) unless the endpoint allows it, so
+an endpoint never answers from random weights by accident. The check reads what
+``from_pretrained`` already reports (``output_loading_info``): no second load.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,10 +38,70 @@ DTYPES: dict[str, Any] = {
     "bf16": torch.bfloat16,
 }
 _PICKLE_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.ckpt")
+# Weights a task's model holds but never uses, so a checkpoint without them answers the same:
+# feature extraction reads the encoder's hidden states, not BERT's pooler.
+_UNUSED_BY_TASK: dict[str, tuple[str, ...]] = {"feature-extraction": ("pooler.",)}
+_KEYS_SHOWN = 8
 
 
 class PickleWeightsRefused(ValueError):
     """The folder has pickle weights only; hubserve loads safetensors."""
+
+
+class MissingWeights(ValueError):
+    """The checkpoint lacks weights of the task's model: they would be random, and so would the answers."""
+
+    phase = "weights"  # the replica's error file: the message is the whole reason, no "loading failed" prefix
+
+
+@dataclass
+class WeightsCheck:
+    """What a replica asks of every checkpoint it loads for ``task``: all the weights the task's model has.
+
+    Called with the keys ``from_pretrained`` reports missing (or an ONNX export recorded when it
+    loaded the model). ``allow_missing`` (the spec's ``model.allow_missing_weights``) serves them
+    anyway; ``missing`` then keeps what was initialised at random, and the replica's log names it.
+    """
+
+    task: str
+    allow_missing: bool = False
+    missing: list[str] = field(default_factory=list)
+
+    def __call__(self, model_dir: Path, missing_keys: Iterable[str]) -> None:
+        unused = tuple(f".{module}" for module in _UNUSED_BY_TASK.get(self.task, ()))
+        keys = sorted({key for key in missing_keys if not any(part in f".{key}" for part in unused)})
+        if not keys:
+            return
+        if not self.allow_missing:
+            raise MissingWeights(missing_weights_message(Path(model_dir), self.task, keys))
+        self.missing = keys
+        print(
+            f"model.allow_missing_weights: {_listed(keys)} not in the checkpoint; initialised at random",
+            flush=True,
+        )
+
+
+def missing_weights_message(model_dir: Path, task: str, keys: list[str]) -> str:
+    """The failure reason: which weights are missing, which tasks the weights do serve, what to change."""
+    from hubserve.models.task_inference import head_tasks
+
+    heads = [t for t in head_tasks(model_dir) if t != task]
+    has = (
+        f"Its weights have a head for: {', '.join(heads)}; deploy it with one of those as model.task"
+        if heads
+        else "Its config.json names no architecture with a head hubserve serves; deploy a model trained for the task"
+    )
+    verb = "is" if len(keys) == 1 else "are"
+    return (
+        f"the model in {model_dir} has no trained weights for {task}: {_listed(keys)} {verb} missing from its "
+        f"checkpoint, so transformers would initialise {'it' if len(keys) == 1 else 'them'} at random and every "
+        f"answer would be meaningless. {has}, or set model.allow_missing_weights: true to serve it anyway."
+    )
+
+
+def _listed(keys: list[str]) -> str:
+    shown = ", ".join(keys[:_KEYS_SHOWN])
+    return shown if len(keys) <= _KEYS_SHOWN else f"{shown} and {len(keys) - _KEYS_SHOWN} more"
 
 
 def resolve_dtype(dtype: str) -> Any:
@@ -86,31 +154,36 @@ def check_native_architecture(model_dir: Path) -> None:
 
 
 def load_pretrained(
-    model_dir: Path, auto_class: Any, dtype: str, device: str, runtime: ModelRuntime | None = None
-) -> tuple[Any, Any]:
+    model_dir: Path, auto_class: Any, dtype: str, device: str, runtime: ModelRuntime | None = None,
+    check: WeightsCheck | None = None,
+) -> tuple[Any, Any]:  # fmt: skip
     """Load ``(model, tokenizer)`` from a local folder, in eval mode on ``device``.
 
     With a ``runtime`` (``runtimes.ModelRuntime``: onnx, onnx-int8 or auto), the model may be an
-    ONNX Runtime session wearing the transformers model's interface; the runtime decides.
+    ONNX Runtime session wearing the transformers model's interface; the runtime decides (and
+    applies its own ``check``). ``check`` sees the weights the checkpoint lacks.
     """
     if runtime is not None:
         return runtime.load(model_dir, auto_class, dtype, device)
-    return _load_torch(model_dir, auto_class, dtype, device)
+    return _load_torch(model_dir, auto_class, dtype, device, check)
 
 
-def _load_torch(model_dir: Path, auto_class: Any, dtype: str, device: str) -> tuple[Any, Any]:
+def _load_torch(model_dir: Path, auto_class: Any, dtype: str, device: str, check: WeightsCheck | None) -> tuple[Any, Any]:
     from transformers import AutoTokenizer
 
     check_safetensors(model_dir)
     check_native_architecture(model_dir)
     device = resolve_device(device)
-    model = auto_class.from_pretrained(
+    model, loading_info = auto_class.from_pretrained(
         str(model_dir),
         dtype=resolve_dtype(dtype),
         use_safetensors=True,
         trust_remote_code=False,
         local_files_only=True,
+        output_loading_info=True,
     )
+    if check is not None:
+        check(model_dir, loading_info.get("missing_keys") or ())
     model.to(device)
     model.eval()
     prune_last_layer(model)  # first-token classifiers only; any other model is left as it is
@@ -118,11 +191,12 @@ def _load_torch(model_dir: Path, auto_class: Any, dtype: str, device: str) -> tu
     return model, tokenizer
 
 
-def load_for_export(model_dir: Path, auto_class_name: str) -> tuple[Any, Any]:
-    """``(model, tokenizer)`` as the ONNX exporter wants them: float32, eager attention, CPU.
+def load_for_export(model_dir: Path, auto_class_name: str) -> tuple[Any, Any, list[str]]:
+    """``(model, tokenizer, missing keys)`` as the ONNX exporter wants them: float32, eager attention, CPU.
 
     Eager attention because ONNX Runtime's transformer fusions (Attention and friends)
-    recognise the graph of the eager code, not SDPA's.
+    recognise the graph of the eager code, not SDPA's. The missing keys (weights the checkpoint
+    lacks) go into the export's meta, so a replica serving the cached export checks them too.
     """
     import transformers
     from transformers import AutoTokenizer
@@ -130,15 +204,16 @@ def load_for_export(model_dir: Path, auto_class_name: str) -> tuple[Any, Any]:
     check_safetensors(model_dir)
     check_native_architecture(model_dir)
     auto_class = getattr(transformers, auto_class_name)
-    model = auto_class.from_pretrained(
+    model, loading_info = auto_class.from_pretrained(
         str(model_dir),
         dtype=torch.float32,
         attn_implementation="eager",
         use_safetensors=True,
         trust_remote_code=False,
         local_files_only=True,
+        output_loading_info=True,
     )
     model.eval()
     prune_last_layer(model)  # first-token classifiers only; any other model is left as it is
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False, local_files_only=True)
-    return model, tokenizer
+    return model, tokenizer, sorted(loading_info.get("missing_keys") or ())

@@ -28,6 +28,7 @@ class ReplicaLaunch(msgspec.Struct, frozen=True, kw_only=True):
     threads: int = 1
     runtime: str = "torch"  # the model runtime: torch | onnx | onnx-int8 | auto
     runtime_cache: str | None = None  # where exported/quantized model runtimes are cached, keyed by content
+    allow_missing_weights: bool = False  # serve a checkpoint that lacks weights of the task's model (random)
     max_batch_size: int | None = None
     max_batch_tokens: int | None = None
     env: dict[str, str] = msgspec.field(default_factory=dict)

@@ -2,11 +2,16 @@
 
 The replica is started with one ``--launch`` argument, the JSON of a ``ReplicaLaunch``
 (worker/launch.py), plus the backend's local plumbing (``--socket``, ``--error-file``,
-``--info-file``, ``--cpus``). It resolves the model source itself (models.sources: a local
-folder or a Hub repo, offline cache honoured), infers the task when the launch names none, and
-loads the model. Any failure up to there is written to the error file as
-``{"phase": "source" | "task" | "load", "type", "message"}`` and the replica exits with code 3:
-that is how the backend tells the user why the endpoint failed.
+``--info-file``, ``--phase-file``, ``--cpus``). It resolves the model source itself
+(models.sources: a local folder or a Hub repo, offline cache honoured), infers the task when the
+launch names none, and loads the model. Any failure up to there is written to the error file as
+``{"phase": "source" | "task" | "load" | "weights", "type", "message"}`` and the replica exits
+with code 3: that is how the backend tells the user why the endpoint failed (``weights``: the
+checkpoint lacks weights of the task's model, models.weights.MissingWeights).
+
+While it loads, each step it begins (``loading the model``, ``exporting to ONNX (step 1 of 4)``:
+models.progress) is appended to the phase file as one JSON line ``{"phase", "at"}``, written
+with one ``write`` so a reader never sees half a line; the backend reads them while it waits.
 
 Inference runs in one thread (torch uses its own intra-op threads), so the event loop stays free
 to read new requests while a prediction runs. Requests go through the batcher (worker/batcher.py):
@@ -77,6 +82,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--socket", required=True, type=Path)
     parser.add_argument("--error-file", required=True, type=Path)
     parser.add_argument("--info-file", type=Path, help="where to write what the replica chose (task, runtime, batching)")
+    parser.add_argument("--phase-file", type=Path, help="where to append each step of the start as it begins")
     parser.add_argument("--cpus", default="", help="comma-separated CPU numbers to run on (default: all)")
     return parser.parse_args(argv)
 
@@ -240,6 +246,9 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     phase = "load"
     try:
+        from hubserve.models.progress import Progress
+
+        progress = Progress(partial(_write_phase, args.phase_file) if args.phase_file is not None else None)
         import torch
 
         torch.set_num_threads(max(1, launch.threads))
@@ -263,13 +272,13 @@ def main(argv: list[str] | None = None) -> None:
         model = load_model(
             model_dir, task, custom_code=launch.custom_code, dtype=launch.dtype, device=launch.device,
             runtime=launch.runtime, cache_dir=Path(launch.runtime_cache) if launch.runtime_cache else None,
-            threads=launch.threads,
+            threads=launch.threads, allow_missing_weights=launch.allow_missing_weights, progress=progress,
         )  # fmt: skip
         limits = resolve_limits(model, launch.device, launch.max_batch_size, launch.max_batch_tokens)
         if args.info_file is not None:
             _write_info(args.info_file, model, task, model_dir, limits)
     except BaseException as exc:  # any failure to start is the endpoint's failure reason
-        _fail(args.error_file, phase, exc)
+        _fail(args.error_file, "weights" if getattr(exc, "phase", None) == "weights" else phase, exc)
     loaded = time.perf_counter()
     print(f"model loaded from {model_dir} in {loaded - started:.2f}s (task {task})", flush=True)
     _print_timing(
@@ -285,6 +294,17 @@ def _write_info(path: Path, model: Any, task: str, model_dir: Path, limits: Limi
     batching_info = {"max_batch_size": limits.max_batch_size, "max_batch_tokens": limits.max_batch_tokens}
     info = {"task": task, "model_dir": str(model_dir), "runtime": model.runtime_info, "batching": batching_info}
     path.write_text(json.dumps(info))
+
+
+def _write_phase(path: Path, phase: str) -> None:
+    """One JSON line per step, appended with one write: the backend reads whole lines only."""
+    line = json.dumps({"phase": phase, "at": time.time()}) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+    print(f"starting: {phase}", flush=True)
 
 
 def _fail(error_file: Path, phase: str, exc: BaseException) -> NoReturn:

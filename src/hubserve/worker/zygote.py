@@ -239,6 +239,9 @@ class Zygote:
             try:
                 sys.stdout.flush()
                 sys.stderr.flush()
+                from hubserve.logs.stamp import finish
+
+                finish()  # os._exit skips atexit: what the stamping thread still holds reaches the log now
             finally:
                 os._exit(code)
 
