@@ -21,12 +21,14 @@ from pydantic import (
     model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema, core_schema
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
+from pydantic_core import ValidationError as PydanticCoreValidationError
 
 from hubserve.tasks import normalize_task
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 MEMORY_SIZES_MB = (1024, 2048, 3072, 4096, 5120, 6144)
+_MEMORY_CHOICES = f"{', '.join(map(str, MEMORY_SIZES_MB))} (1024..6144 in steps of 1024)"
 
 INSTANCE_SIZES: dict[str, dict[str, Any]] = {
     # Mirrors Inference Endpoints' CPU sizes; GPU sizes are accepted where a GPU exists.
@@ -48,6 +50,7 @@ class EndpointState(str, enum.Enum):
     RUNNING = "running"
     UPDATING = "updating"
     UPDATE_FAILED = "updateFailed"
+    PAUSING = "pausing"  # hubserve's own: paused, its replicas still finishing what they hold
     PAUSED = "paused"
     FAILED = "failed"
     DELETING = "deleting"
@@ -55,9 +58,30 @@ class EndpointState(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class _WholeNumber:
+    """An int whose type error names the allowed values, as its range error does: ``memory_mb: 4GB``
+    is answered with what to write instead of pydantic's "Input should be a valid integer"."""
+
+    allowed: str  # completes "must be a whole number ..."
+    prefix: str = ""  # the field's name, where the field's other messages start with it
+
+    def _typed(self, value: Any, handler: core_schema.ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except PydanticCoreValidationError:
+            raise PydanticCustomError(
+                "whole_number", "{prefix}must be a whole number {allowed}; got {got}",
+                {"prefix": self.prefix, "allowed": self.allowed, "got": "null" if value is None else repr(value)},
+            ) from None  # fmt: skip
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_wrap_validator_function(self._typed, handler(source))
+
+
+@dataclass(frozen=True)
 class _Between:
-    """An int range check whose message names the whole allowed range, not just the broken bound;
-    the JSON schema shows both bounds (``minimum``, ``maximum``)."""
+    """An int range check whose messages (a number out of range, or not a number) name the whole
+    allowed range, not just the broken bound; the JSON schema shows both bounds (``minimum``, ``maximum``)."""
 
     low: int
     high: int
@@ -68,7 +92,8 @@ class _Between:
         return value
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        return core_schema.no_info_after_validator_function(self._check, handler(source))
+        typed = _WholeNumber(f"between {self.low} and {self.high}")
+        return core_schema.no_info_after_validator_function(self._check, typed.__get_pydantic_core_schema__(source, handler))
 
     def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
         json_schema = handler(schema)
@@ -95,6 +120,11 @@ class ModelSpec(_Strict):
         description="torch; onnx (ONNX Runtime on an export cached per model); onnx-int8 (plus dynamic int8 "
         "quantization); auto (the fastest the model supports, timed on first deployment).",
     )
+    allow_missing_weights: bool = Field(
+        default=False,
+        description="Serve even when the checkpoint lacks weights of the task's model (its head), which "
+        "transformers then initialises at random; off, such a deployment fails naming the missing weights.",
+    )
 
     @field_validator("source")
     @classmethod
@@ -113,7 +143,9 @@ class ServerlessCompute(_Strict):
     """Scale-to-zero compute sized by memory, as SageMaker Serverless Inference."""
 
     type: Literal["serverless"] = "serverless"
-    memory_mb: int = Field(default=2048, description="1024..6144 in steps of 1024; vCPUs follow memory.")
+    memory_mb: Annotated[int, _WholeNumber(f"of MB, one of {_MEMORY_CHOICES}", "memory_mb ")] = Field(
+        default=2048, description="1024..6144 in steps of 1024; vCPUs follow memory."
+    )
     max_concurrency: Annotated[int, _Between(1, 200)] = 5
     provisioned_concurrency: Annotated[int, _Between(0, 200)] = 0
     idle_timeout_s: Annotated[int, _Between(1, 86400)] = 300
@@ -122,7 +154,7 @@ class ServerlessCompute(_Strict):
     @classmethod
     def _memory_size(cls, value: int) -> int:
         if value not in MEMORY_SIZES_MB:
-            raise ValueError(f"memory_mb must be one of {', '.join(map(str, MEMORY_SIZES_MB))} (1024..6144 in steps of 1024)")
+            raise ValueError(f"memory_mb must be one of {_MEMORY_CHOICES}")
         return value
 
     @model_validator(mode="after")

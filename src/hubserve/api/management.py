@@ -91,7 +91,7 @@ def prepare(spec: EndpointSpec, settings: Settings) -> tuple[EndpointSpec, list[
             sources.validate_hub_id(spec.model.source)
         except sources.SourceError as exc:
             raise fail("model.source", str(exc)) from None
-        return spec, []
+        return spec, _weights_notes(spec)
     if spec.model.revision is not None:
         raise fail("model.revision", "revision applies to Hub repo ids only; remove it for a local folder")
     try:
@@ -111,7 +111,19 @@ def prepare(spec: EndpointSpec, settings: Settings) -> tuple[EndpointSpec, list[
         notes = [f"{path} ignored: set custom_code: true to run it" for path in code]
     else:
         notes = []
-    return spec, notes
+    return spec, notes + _weights_notes(spec)
+
+
+def _weights_notes(spec: EndpointSpec) -> list[str]:
+    """Say so when the user chose to serve weights transformers may have initialised at random."""
+    if not spec.model.allow_missing_weights:
+        return []
+    note = (
+        "model.allow_missing_weights is on: weights the checkpoint lacks for the task's model (its head) are "
+        "initialised at random instead of failing the deployment, so answers from them mean nothing; "
+        "the replica's log names them"
+    )
+    return [note]
 
 
 def _has_gpu() -> bool:

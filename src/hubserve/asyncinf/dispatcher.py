@@ -48,7 +48,7 @@ from hubserve.types import Invocation, Invoker
 
 log = logging.getLogger("hubserve.async")
 
-_WAITING_STATES = (EndpointState.PAUSED, EndpointState.FAILED, EndpointState.DELETING)
+_WAITING_STATES = (EndpointState.PAUSING, EndpointState.PAUSED, EndpointState.FAILED, EndpointState.DELETING)
 _RETRY_BACKOFF_S = 1.0
 
 
@@ -171,9 +171,9 @@ class Dispatcher:
         return 0.0  # queued work is demand, not activity: the gateway records the invocations themselves
 
     def backlog(self, name: str) -> tuple[int, int]:
-        """(queued, running) inferences of the endpoint, as of the last pass."""
-        count = self._counts.get(name)
-        return (count[QUEUED], count[RUNNING]) if count is not None else (0, 0)
+        """(queued, running) inferences of the endpoint now, counted in the store when asked: a pass's
+        snapshot would still count an inference that has finished since."""
+        return self._store.backlog(name)
 
     def _capacity(self, live: LiveEndpoint) -> int:
         """Inferences sent to the endpoint at once: ready replicas (at least one, to wake it) x slots."""

@@ -81,16 +81,23 @@ class Autoscaler:
         if live.generation is not None:
             self._stabiliser(live.name, live.generation).reset()
 
+    def resumed(self, live: EndpointLive) -> None:
+        """A paused or failed endpoint starts again: a fresh start, as after a deployment (no instant zero,
+        no earlier scale-to-zero still holding)."""
+        self._forced_zero_at.pop(live.name, None)
+        self._stabilisers.pop(live.name, None)
+        self._deployed_at.pop(live.name, None)
+
     def _stabiliser(self, name: str, generation: Generation) -> Stabiliser:
         held = self._stabilisers.get(name)
-        if held is None or held[0] is not generation:  # a new generation starts its window afresh
+        if held is None or held[0].deployment != generation.deployment:  # a roll-out starts its window afresh
             held = self._stabilisers[name] = (generation, Stabiliser(self._window_s))
         return held[1]
 
     def _deployed(self, name: str, generation: Generation, now: float) -> float:
         """When this generation was first seen: a fresh deployment counts as activity (no instant zero)."""
         seen = self._deployed_at.get(name)
-        if seen is None or seen[0] is not generation:
+        if seen is None or seen[0].deployment != generation.deployment:
             seen = self._deployed_at[name] = (generation, now)
         return seen[1]
 

@@ -110,27 +110,36 @@ class Controller:
         self.reconciler.ensure(record)
         return record
 
+    # Each operation has control take the change before it answers (``Reconciler.take``), so the
+    # record it returns, and any describe after it, shows the state the change leads to.
+
     def update(self, spec: EndpointSpec, notes: builtins.list[str]) -> EndpointRecord:
-        self.describe(spec.name)
-        self._store.update(spec.name, spec=spec, notes=notes)
-        self.reconciler.kick(spec.name)
+        """A scaling-only change applies at once; any other starts a rolling update (``updating``)."""
+        _, live = self.describe(spec.name)
+        self._take(live, self._store.update(spec.name, spec=spec, notes=notes))
         return self.describe(spec.name)[0]
 
     def pause(self, name: str) -> EndpointRecord:
-        self.describe(name)
-        self._store.update(name, desired="paused")
-        self.reconciler.kick(name)
+        """``pausing`` at once (the replicas take no new work), ``paused`` once every replica has stopped."""
+        _, live = self.describe(name)
+        self._take(live, self._store.update(name, desired="paused"))
         return self.describe(name)[0]
 
     def resume(self, name: str) -> EndpointRecord:
+        """Start a paused endpoint again; also how a user retries a failed one."""
         record, live = self.describe(name)
-        self._store.update(name, desired="running")
-        # resume is also how a user retries a failed endpoint: a failed one with nothing serving deploys afresh
-        self.reconciler.forget_failure(live, redeploy=record.state is EndpointState.FAILED and not live.replicas)
-        if record.state in (EndpointState.PAUSED, EndpointState.FAILED):
-            self.reconciler.set_state(live, EndpointState.PENDING, None)
-        self.reconciler.kick(name)
+        stopped = record.desired == "paused" or live.state is EndpointState.FAILED
+        # a failed one with nothing serving deploys afresh; a paused one starts replicas of the spec it kept
+        self.reconciler.forget_failure(live, redeploy=live.state is EndpointState.FAILED and not live.replicas)
+        if stopped:
+            self.autoscaler.resumed(live)
+        self._take(live, self._store.update(name, desired="running"))
         return self.describe(name)[0]
+
+    def _take(self, live: EndpointLive, record: EndpointRecord | None) -> None:
+        if record is not None:
+            self.reconciler.take(live, record)
+        self.reconciler.kick(live.name)
 
     def delete(self, name: str) -> EndpointRecord:
         _, live = self.describe(name)
@@ -146,8 +155,8 @@ class Controller:
             raise ModelNotReady(f"Endpoint '{name}' is {live.state.value}; only a deployed endpoint can scale to zero.")
         self.autoscaler.force_zero(live)
         live.desired = 0
+        self.reconciler.set_state(live, EndpointState.SCALED_TO_ZERO, None)  # before the wait: no describe lags
         await self.reconciler.retire_all(live, keep_generation=True)
-        self.reconciler.set_state(live, EndpointState.SCALED_TO_ZERO, None)
         return self.describe(name)[0]
 
     # --- the gateway's narrow view ---------------------------------------------------------
@@ -232,6 +241,7 @@ class Controller:
             threads=vcpus_for(spec.compute, self._machine_cores),
             runtime=spec.model.runtime,
             runtime_cache=str(settings.home_dir / "runtimes"),
+            allow_missing_weights=spec.model.allow_missing_weights,
             max_batch_size=spec.batching.max_batch_size,
             max_batch_tokens=spec.batching.max_batch_tokens,
             env=dict(spec.env),

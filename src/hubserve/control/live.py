@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import itertools
 from typing import Any
 
 from hubserve.backends.base import Replica
 from hubserve.control.scaling import ScalePolicy
 from hubserve.spec import EndpointSpec, EndpointState
+
+_DEPLOYMENTS = itertools.count(1)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -26,6 +29,9 @@ class Generation:
     policy: ScalePolicy | None  # None for a batch job's replicas: nothing scales them
     runtime_info: dict[str, Any] | None = None  # the model runtime the replicas chose (auto: with its timings)
     batching_info: dict[str, Any] | None = None  # the batch limits in effect (spec or runtime defaults)
+    # Which deployment: new for each roll-out, kept by a scaling-only change (``dataclasses.replace``), so
+    # the autoscaler's window and a starting replica outlive a change of replica bounds.
+    deployment: int = dataclasses.field(default_factory=lambda: next(_DEPLOYMENTS))
 
 
 @dataclasses.dataclass(eq=False)

@@ -5,6 +5,11 @@ loop, so a restart of the server, which simply starts every loop again, restores
 The loop owns generations (deploy, rolling update, pause, delete); ``scale_to`` moves the replica
 count of the deployed generation to what the autoscaler asks; a replica that exits on its own is
 noticed here and replaced. Nothing here is on the request path.
+
+An operation's answer is the state it leads to, never the one before it: ``take`` does at once
+what needs no waiting (a scaling-only change of the deployed generation, taking a pausing
+endpoint's replicas out of service, waking a resumed one) and sets the state the rest leads to
+(``pausing``, ``updating``, ``initializing``); the loop's pass then does the waiting part.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 
 from hubserve.backends.base import Backend, Replica, ReplicaStartFailed
 from hubserve.control.live import EndpointLive, Generation
-from hubserve.control.scaling import policy_for
+from hubserve.control.scaling import policy_for, scaling_only
 from hubserve.errors import HubserveError
 from hubserve.logs import EventLog
 from hubserve.settings import Settings
@@ -44,6 +49,7 @@ class _Loop:
     task: asyncio.Task[None] | None = None
     failed_spec: str | None = None  # a spec that failed to deploy is not retried until it changes
     start_backoff_until: float = 0.0
+    pausing: set[asyncio.Task[Any]] = dataclasses.field(default_factory=set)  # replicas a pause is stopping
 
 
 class Reconciler:
@@ -60,6 +66,7 @@ class Reconciler:
         self._loops: dict[str, _Loop] = {}
         self._replica_ids = itertools.count(1)
         self._background: set[asyncio.Task[Any]] = set()
+        self._retiring: set[Replica] = set()  # out of service, finishing what they hold
         # Called when an endpoint's replicas change on their own (a crash, a started one): the autoscaler.
         self.rescale: Callable[[EndpointLive], None] = lambda live: None
 
@@ -95,11 +102,13 @@ class Reconciler:
     async def stop(self) -> None:
         """Stop every loop and replica; the store keeps the desired state for the next start."""
         tasks = [*(loop.task for loop in self._loops.values() if loop.task), *self._background]
+        retiring = list(self._retiring)  # their retire tasks are cancelled below: stop them here
         for task in tasks:
             task.cancel()  # supervisors would otherwise wait for replicas that we stop below
         await asyncio.gather(*tasks, return_exceptions=True)
+        serving = [replica for live in self.lives.values() for replica in live.replicas]
         await asyncio.gather(
-            *(self._backend.stop(replica, grace_s=3.0) for live in self.lives.values() for replica in live.replicas),
+            *(self._backend.stop(replica, grace_s=3.0) for replica in [*serving, *retiring]),
             return_exceptions=True,
         )
 
@@ -131,9 +140,12 @@ class Reconciler:
             self._events.event(live.name, "deleted")
             self._events.forget(live.name)
             return True
+        self.take(live, record)
         if record.desired == "paused":
-            await self.retire_all(live)
-            self.set_state(live, EndpointState.PAUSED, None)
+            await asyncio.gather(*loop.pausing, return_exceptions=True)
+            now = self._store.get(live.name)
+            if now is not None and now.desired == "paused" and live.state is EndpointState.PAUSING:
+                self.set_state(live, EndpointState.PAUSED, None)  # every replica has stopped
             live.notify_waiters()
             return False
         spec_json = record.spec.model_dump_json()
@@ -142,16 +154,72 @@ class Reconciler:
             await self._roll_out(live, loop, record.spec, spec_json)
         return False
 
+    def take(self, live: EndpointLive, record: EndpointRecord) -> None:
+        """Take the stored record at once, so that the operation that wrote it answers with where it leads.
+
+        Pausing takes the replicas out of service now (they finish what they hold; the pass waits
+        for them, then ``paused``); a spec that differs from the deployed one in scaling fields only
+        becomes the deployed generation now, the serving replicas kept; any other new spec shows the
+        state its roll-out sets (``updating`` while replicas serve, else ``initializing``); a kept
+        generation with nothing serving (resumed, retried) is ``initializing`` and asks for replicas.
+        """
+        loop = self._loops.get(live.name)
+        if loop is None or live.state is EndpointState.DELETING:
+            return
+        if record.desired == "paused":
+            if live.state is not EndpointState.PAUSED:
+                self.set_state(live, EndpointState.PAUSING, None)
+            self._pause_replicas(live, loop)
+            return
+        spec_json = record.spec.model_dump_json()
+        if loop.failed_spec == spec_json:
+            return  # not retried until it changes (or a resume forgets the failure)
+        generation = live.generation
+        if generation is not None and generation.spec_json != spec_json and scaling_only(generation.spec, record.spec):
+            self._retune(live, loop, generation, record.spec, spec_json)
+        elif generation is None or generation.spec_json != spec_json:
+            self.set_state(live, EndpointState.UPDATING if live.replicas else EndpointState.INITIALIZING, None)
+            return
+        if live.state in (EndpointState.RUNNING, EndpointState.SCALED_TO_ZERO, EndpointState.UPDATING):
+            return  # serving the stored spec (or rolling out one asked for before it)
+        self.set_state(live, EndpointState.RUNNING if live.replicas else EndpointState.INITIALIZING, None)
+        self.rescale(live)
+        if live.state is EndpointState.INITIALIZING and not live.replicas and not live.starting and live.desired == 0:
+            self.set_state(live, EndpointState.SCALED_TO_ZERO, None)  # the policy wants none now
+
+    def _pause_replicas(self, live: EndpointLive, loop: _Loop) -> None:
+        """Out of service now; they finish what they hold and stop while the endpoint is ``pausing``."""
+        replicas, live.replicas = live.replicas, []
+        for replica in replicas:
+            task = self.spawn(self.retire(replica))
+            loop.pausing.add(task)
+            task.add_done_callback(loop.pausing.discard)
+        live.notify_waiters()
+
+    def _retune(self, live: EndpointLive, loop: _Loop, generation: Generation, spec: EndpointSpec, spec_json: str) -> None:
+        """A scaling-only change: the serving replicas become the new spec's, no roll-out."""
+        live.generation = dataclasses.replace(
+            generation, spec=spec, spec_json=spec_json,
+            policy=policy_for(spec.compute, self._settings.serverless_slots_per_replica),
+        )  # fmt: skip
+        loop.failed_spec = None
+        self._events.event(live.name, "scaling changed: applied to the serving replicas, no roll-out")
+        if live.state is EndpointState.UPDATE_FAILED:  # the failed spec is no longer asked for
+            self.set_state(live, EndpointState.RUNNING if live.replicas else EndpointState.INITIALIZING, None)
+        self.rescale(live)
+
     async def _roll_out(self, live: EndpointLive, loop: _Loop, spec: EndpointSpec, spec_json: str) -> None:
         """Start one replica of the new spec; only once it is ready does it replace the old ones."""
         updating = bool(live.replicas)
         self.set_state(live, EndpointState.UPDATING if updating else EndpointState.INITIALIZING, None)
         started = time.perf_counter()
         try:
-            replica = await self.start_ready_replica(spec)
+            replica = await self.start_ready_replica(spec, live)
         except (ValueError, ReplicaStartFailed, HubserveError) as exc:
             loop.failed_spec = spec_json
-            if updating:
+            if live.state is EndpointState.PAUSING:
+                self._events.event(live.name, f"the roll-out failed while pausing: {_reason(exc)}")
+            elif updating:
                 self.set_state(live, EndpointState.UPDATE_FAILED, f"update failed, still serving the previous spec: {_reason(exc)}")
             else:
                 self.set_state(live, EndpointState.FAILED, _reason(exc))
@@ -170,8 +238,12 @@ class Reconciler:
         self.add_serving(live, replica)
         for old in previous:
             self.spawn(self.retire(old))
-        self.set_state(live, EndpointState.RUNNING, None)
-        self.kick(live.name)  # the user may have changed something while we were starting
+        stored = self._store.get(live.name)
+        if stored is None or stored.desired == "running":
+            self.set_state(live, EndpointState.RUNNING, None)
+        if stored is not None:
+            self.take(live, stored)  # what the user changed while we were starting shows at once
+        self.kick(live.name)
 
     # --- replica count of the deployed generation -------------------------------------------
 
@@ -204,7 +276,7 @@ class Reconciler:
     async def _scale_up(self, live: EndpointLive, generation: Generation) -> None:
         started = time.perf_counter()
         try:
-            replica = await self.start_ready_replica(generation.spec)
+            replica = await self.start_ready_replica(generation.spec, live)
         except (ValueError, ReplicaStartFailed, HubserveError) as exc:
             live.starting -= 1
             loop = self._loops.get(live.name)
@@ -219,8 +291,10 @@ class Reconciler:
             self._events.event(live.name, f"starting a replica failed: {_reason(exc)}")
             return
         live.starting -= 1
-        if live.generation is not generation or live.state in (EndpointState.PAUSED, EndpointState.DELETING):
-            await self._backend.stop(replica)  # the generation changed while it started
+        if not _same_replicas(live.generation, generation) or live.state in _NOT_SERVING or (
+            live.state is EndpointState.SCALED_TO_ZERO and live.desired == 0
+        ):
+            await self._backend.stop(replica)  # the generation changed, or a pause or a scale-to-zero came
             return
         self.record_setup(live, replica, started)
         self.add_serving(live, replica)
@@ -228,11 +302,25 @@ class Reconciler:
 
     # --- replicas ----------------------------------------------------------------------------
 
-    async def start_ready_replica(self, spec: EndpointSpec) -> Replica:
-        """Start a replica of ``spec`` and wait until it serves (the replica resolves the model itself)."""
+    async def start_ready_replica(self, spec: EndpointSpec, live: EndpointLive | None = None) -> Replica:
+        """Start a replica of ``spec`` and wait until it serves (the replica resolves the model itself).
+
+        For an endpoint (``live``), each step of the replica's start (``exporting to ONNX (step 1
+        of 4)``) becomes an event and, while the endpoint is ``initializing`` or ``updating``, its
+        reason, so a long start says what it is doing; the state itself does not change.
+        """
         launch = self._launch_for(spec)
         replica = await self._backend.start(f"{spec.name}-{next(self._replica_ids)}-{secrets.token_hex(2)}", launch)
-        await self._backend.wait_ready(replica, self._settings.replica_start_timeout_s)
+
+        def on_phase(phase: str) -> None:
+            if live is None or live.state is EndpointState.DELETING:
+                return
+            if live.state in (EndpointState.INITIALIZING, EndpointState.UPDATING):
+                self.set_state(live, live.state, phase)  # its event: "state initializing: <phase>"
+            else:
+                self._events.event(live.name, f"replica {replica.id}: {phase}")
+
+        await self._backend.wait_ready(replica, self._settings.replica_start_timeout_s, on_phase)
         return replica
 
     def record_setup(self, live: EndpointLive, replica: Replica, started: float) -> None:
@@ -265,12 +353,16 @@ class Reconciler:
 
     async def retire(self, replica: Replica) -> None:
         """Let a replica finish what it holds, then stop it."""
-        if replica.channel is not None:
-            try:
-                await asyncio.wait_for(replica.channel.drained(), self._settings.drain_timeout_s)
-            except asyncio.TimeoutError:
-                log.warning("replica %s still busy after %.0fs; stopping it", replica.id, self._settings.drain_timeout_s)
-        await self._backend.stop(replica)
+        self._retiring.add(replica)
+        try:
+            if replica.channel is not None:
+                try:
+                    await asyncio.wait_for(replica.channel.drained(), self._settings.drain_timeout_s)
+                except asyncio.TimeoutError:
+                    log.warning("replica %s still busy after %.0fs; stopping it", replica.id, self._settings.drain_timeout_s)
+            await self._backend.stop(replica)
+        finally:
+            self._retiring.discard(replica)
 
     async def retire_all(self, live: EndpointLive, keep_generation: bool = False) -> None:
         replicas, live.replicas = live.replicas, []
@@ -306,10 +398,21 @@ class Reconciler:
             self._store.update(live.name, state=state, reason=reason)
             self._events.event(live.name, f"state {state.value}" + (f": {reason}" if reason else ""))
 
-    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
+
+
+_NOT_SERVING = (EndpointState.PAUSING, EndpointState.PAUSED, EndpointState.DELETING)
+
+
+def _same_replicas(current: Generation | None, started: Generation) -> bool:
+    """A replica started for ``started`` serves ``current`` too: the same deployment (perhaps retuned) or spec."""
+    if current is None:
+        return False
+    return current.deployment == started.deployment or current.spec_json == started.spec_json
 
 
 def _reason(exc: BaseException) -> str:

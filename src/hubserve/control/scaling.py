@@ -15,7 +15,14 @@ import collections
 import dataclasses
 import math
 
-from hubserve.spec import DedicatedCompute, ServerlessCompute
+from hubserve.spec import DedicatedCompute, EndpointSpec, ServerlessCompute
+
+# Compute fields that only move the replica count or the admission limit: a replica is started the same
+# way whatever they say, so a change to them alone is applied to the serving replicas in place.
+SCALING_FIELDS = {
+    "serverless": frozenset({"max_concurrency", "provisioned_concurrency", "idle_timeout_s"}),
+    "dedicated": frozenset({"min_replicas", "max_replicas", "target_concurrency", "scale_to_zero_after_s"}),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +50,20 @@ def policy_for(compute: ServerlessCompute | DedicatedCompute, slots_per_replica:
         max_concurrency=None,
         idle_to_zero_s=float(compute.scale_to_zero_after_s) if compute.min_replicas == 0 else None,
     )
+
+
+def scaling_only(deployed: EndpointSpec, wanted: EndpointSpec) -> bool:
+    """``wanted`` differs from ``deployed`` in scaling fields only: no replica needs replacing."""
+    if deployed.compute.type != wanted.compute.type:
+        return False
+    fields = SCALING_FIELDS[deployed.compute.type]
+    return _without(deployed, fields) == _without(wanted, fields)
+
+
+def _without(spec: EndpointSpec, fields: frozenset[str]) -> dict[str, object]:
+    document = spec.model_dump()
+    document["compute"] = {key: value for key, value in document["compute"].items() if key not in fields}
+    return document
 
 
 def recommend(policy: ScalePolicy, in_flight: int, idle_s: float) -> int:

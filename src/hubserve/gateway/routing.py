@@ -120,7 +120,7 @@ class Holding:
 
 
 def raise_if_unservable(live: Routable) -> None:
-    if live.state is EndpointState.PAUSED:
+    if live.state is EndpointState.PAUSED or live.state is EndpointState.PAUSING:
         raise ModelNotReady(f"Endpoint '{live.name}' is paused; resume it with POST /v1/endpoints/{live.name}/resume.")
     if live.state is EndpointState.FAILED:
         raise ModelNotReady(f"Endpoint '{live.name}' failed: {live.reason}")

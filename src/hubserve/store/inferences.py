@@ -158,6 +158,18 @@ class InferenceStore:
                 found.setdefault(endpoint, {QUEUED: 0, RUNNING: 0})[status] = int(count)
         return found
 
+    def backlog(self, endpoint: str) -> tuple[int, int]:
+        """(queued, running) inferences of one endpoint now: one COUNT grouped by status, on the status index."""
+        table = inferences_table
+        query = (
+            sa.select(table.c.status, sa.func.count())
+            .where(table.c.status.in_((QUEUED, RUNNING)), table.c.endpoint == endpoint)
+            .group_by(table.c.status)
+        )
+        with self._engine.connect() as conn:
+            found = {status: int(count) for status, count in conn.execute(query)}
+        return found.get(QUEUED, 0), found.get(RUNNING, 0)
+
     def oldest_queued(self, endpoint: str, limit: int) -> builtins.list[InferenceRecord]:
         table = inferences_table
         query = (

@@ -267,6 +267,7 @@ def to_raw(
 ) -> dict[str, Any]:
     """The Inference Endpoints view of an endpoint from hubserve's own description of it."""
     state = description["state"]
+    hf_state = _HF_STATES.get(state, state)
     return {
         "name": spec.name,
         "type": spec.access
@@ -284,7 +285,7 @@ def to_raw(
             "secrets": {},
         },
         "status": {
-            "state": state,
+            "state": hf_state,
             "message": description["reason"] or _MESSAGES.get(state, state),
             "errorMessage": description["reason"]
             if state in ("failed", "updateFailed")
@@ -300,11 +301,16 @@ def to_raw(
     }
 
 
+# hubserve states Inference Endpoints does not have, as the one huggingface_hub's clients know: pausing
+# (the replicas take no new work and finish what they hold) is where a pause leads; wait() keeps waiting.
+_HF_STATES = {"pausing": "paused"}
+
 _MESSAGES = {
     "pending": "Endpoint is pending",
     "initializing": "Endpoint is initializing",
     "updating": "Endpoint is updating",
     "running": "Endpoint is running",
+    "pausing": "Endpoint is pausing: its replicas finish their requests, then stop",
     "paused": "Endpoint is paused",
     "scaledToZero": "Endpoint is scaled to zero",
     "deleting": "Endpoint is being deleted",

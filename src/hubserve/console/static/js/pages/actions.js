@@ -13,7 +13,7 @@ export function actionButtons(e, after) {
     },
   }, label);
   const post = (path) => () => api("POST", `/v1/endpoints/${enc(name)}/${path}`);
-  const paused = e.state === "paused";
+  const paused = e.state === "paused" || e.state === "pausing"; // pausing: resuming at once is fine
   return [
     paused || e.state === "failed" ? button("Resume", post("resume")) : button("Pause", post("pause")),
     !paused && e.state !== "scaledToZero" && e.state !== "failed" ? button("Scale to zero", post("scale-to-zero")) : null,
