@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Literal, Protocol
 
 InvocationKind = Literal["sync", "async", "batch"]
@@ -38,6 +38,9 @@ class Invocation:
     path: str = ""  # the route it came in on, for the access line
     # time.perf_counter() when hubserve received it: overhead latency counts from here.
     received: float = dataclasses.field(default_factory=time.perf_counter)
+    # The status a failure is answered with where the route's dialect differs from hubserve's own
+    # (SageMaker's InvokeEndpoint: 429 for a paused endpoint); timing records that one. None: the error's.
+    error_status: Callable[[Exception], int] | None = None
 
     @property
     def size(self) -> int:

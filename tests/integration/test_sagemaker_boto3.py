@@ -248,7 +248,7 @@ def test_unsafe_archives_and_bad_requests_are_refused(sm: Any, tmp_path: Path) -
     assert missing.value.response["Error"]["Code"] == "ValidationException"
 
     with pytest.raises(ClientError) as unknown:
-        sm.list_models()
+        sm.list_training_jobs()
     assert unknown.value.response["Error"]["Code"] == "UnknownOperationException"
     assert unknown.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
 

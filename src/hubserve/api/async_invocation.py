@@ -1,7 +1,9 @@
 """Async invocation routes (SageMaker's InvokeEndpointAsync, plus status and listing).
 
 The body is never read whole here: it is handed to the service as ``request.stream()``, which
-writes it to storage chunk by chunk.
+writes it to storage chunk by chunk. InvokeEndpointAsync's failures are answered in SageMaker's
+shape, as InvokeEndpoint's are (``x-amzn-ErrorType`` and ``message``), so boto3 and the AWS CLI
+show the code and message; status and listing are hubserve's own and answer hubserve's shape.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
 from hubserve.api import deps
+from hubserve.api.sagemaker.invocations import sagemaker_error
 from hubserve.asyncinf import AsyncInference
-from hubserve.errors import ValidationError
+from hubserve.errors import HubserveError, ValidationError
 from hubserve.store.inferences import InferenceRecord
 
 router = APIRouter(tags=["async inference"])
@@ -35,7 +38,10 @@ async def invoke_async(request: Request, name: str) -> JSONResponse:
     try:
         record, _new = await _service(request).submit(name, request.headers, request.stream())
     except ClientDisconnect:
-        raise ValidationError("The client closed the connection before the payload was complete; nothing was queued.") from None
+        left = ValidationError("The client closed the connection before the payload was complete; nothing was queued.")
+        return sagemaker_error(left, name)
+    except HubserveError as error:
+        return sagemaker_error(error, name)
     return JSONResponse(
         {
             "inferenceId": record.id,

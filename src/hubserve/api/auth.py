@@ -30,6 +30,7 @@ class PublicRoute:
 PUBLIC_ROUTES: tuple[PublicRoute, ...] = (
     PublicRoute("GET", "/health", "liveness probe for load balancers and process managers"),
     PublicRoute("GET", "/", "the console's page; every data call it makes sends the token"),
+    PublicRoute("GET", "/console/config", "whether the server wants a token, so the console knows to ask (no data)"),
     PublicRoute("GET", "/console/{path:path}", "the console's static files (no data)"),
     PublicRoute("GET", "/openapi.json", "the API's schema (no data)"),
     PublicRoute("GET", "/docs", "the API's interactive documentation (no data)"),
@@ -40,6 +41,7 @@ PUBLIC_ROUTES: tuple[PublicRoute, ...] = (
     # open until endpoints get visibility (public, protected, private) with scoped tokens.
     PublicRoute("POST", "/endpoints/{name}", "invocation, Hugging Face toolkit shape"),
     PublicRoute("POST", "/endpoints/{name}/invocations", "invocation, SageMaker InvokeEndpoint shape"),
+    PublicRoute("POST", "/endpoints/{name}/invocations-response-stream", "invocation, SageMaker response stream"),
     PublicRoute("POST", "/endpoints/{name}/async-invocations", "async invocation (SageMaker InvokeEndpointAsync)"),
     PublicRoute("GET", "/endpoints/{name}/async-invocations", "async inferences of an endpoint, like the route above"),
     PublicRoute("GET", "/endpoints/{name}/async-invocations/{id}", "one async inference, like the routes above"),

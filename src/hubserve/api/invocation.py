@@ -3,27 +3,34 @@
 The hot path: the body is read raw (bounded by the payload limit) and handed to the gateway as
 bytes in an ``Invocation``; no per-request model validation happens in this process. The gateway
 times it (latency headers, metrics, access line); the route only renders the dialect.
-``Accept: text/event-stream`` on the HF route asks for a stream: each part the replica sends is
-one server-sent event (``data: <part>``); a client that disconnects cancels the work in the replica.
+``Accept: text/event-stream`` or ``"stream": true`` on the HF route asks for a stream: each part the
+replica sends is one server-sent event (``data: <part>``); a client that disconnects cancels the work
+in the replica. SageMaker's InvokeEndpointWithResponseStream frames the parts as AWS event-stream
+``PayloadPart`` events instead. Only an endpoint that can answer in parts is streamed (``streams``);
+a stream asked of any other is refused with a 400 that says so, on every route, rather than answered
+with one JSON body that a streaming client would read as an empty stream.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import msgspec
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from sse_starlette import EventSourceResponse
 from starlette.background import BackgroundTask
 
 from hubserve.api import deps
 from hubserve.api.errors import error_response
-from hubserve.api.sagemaker.invocations import response_headers, sagemaker_error
-from hubserve.errors import HubserveError
+from hubserve.api.sagemaker import eventstream
+from hubserve.api.sagemaker.invocations import code_and_status, response_headers, sagemaker_error, status_of
+from hubserve.errors import HubserveError, ValidationError
 from hubserve.gateway import InvocationStream
 from hubserve.gateway.admission import payload_too_large
+from hubserve.spec import EndpointSpec
 from hubserve.types import Invocation
 
 router = APIRouter(tags=["invocation"])
@@ -63,6 +70,43 @@ def _invocation(request: Request, name: str, body: bytes, received: float) -> In
     )  # fmt: skip
 
 
+def _asks_for_stream(body: bytes) -> bool:
+    """``"stream": true`` at the top of a JSON body (TGI's and OpenAI's clients); parsed only if it is there."""
+    if b'"stream"' not in body:
+        return False
+    try:
+        return msgspec.json.decode(body, type=_StreamFlag).stream is True
+    except (msgspec.DecodeError, msgspec.ValidationError):  # not an object: the replica says what is wrong
+        return False
+
+
+class _StreamFlag(msgspec.Struct):
+    stream: Any = None
+
+
+def streams(spec: EndpointSpec) -> bool:
+    """Whether an endpoint can answer in parts: custom code can (a handler.py whose call returns an
+    iterator, worker/handling.py); the standard tasks answer in one piece until generation streams."""
+    return spec.custom_code
+
+
+def _refuse_unless_streams(request: Request, name: str, how: str) -> None:
+    """ValidationError when ``name`` cannot stream; ``how`` names what asked for the stream, to drop."""
+    controller = deps.controller(request)
+    live = controller.live(name)
+    if live is None:
+        return  # no such endpoint: the gateway says so
+    spec = live.spec or controller.stored_spec(name)
+    if spec is not None and not streams(spec):
+        raise ValidationError(
+            f"Endpoint '{name}' cannot stream: its task ({spec.model.task or 'inferred from the model'}) answers in "
+            f"one piece (only custom code whose handler yields parts streams). Drop {how} and read the one JSON answer."
+        )
+
+
+_STREAM_ASKED = 'Accept: text/event-stream and "stream": true'
+
+
 @router.post("/endpoints/{name}", summary="Invoke (Hugging Face inference toolkit shape)", openapi_extra=_INVOKE_DOC)
 async def invoke_hf(request: Request, name: str) -> Response:
     received = time.perf_counter()
@@ -70,7 +114,9 @@ async def invoke_hf(request: Request, name: str) -> Response:
     try:
         body = await _read_body(request, deps.settings(request).max_payload_bytes)
         invocation = _invocation(request, name, body, received)
-        if invocation.stream:
+        if invocation.stream or _asks_for_stream(body):
+            _refuse_unless_streams(request, name, _STREAM_ASKED)
+            invocation.stream, invocation.accept = True, "application/json"
             return _event_stream(await gateway.stream(invocation))
         result = await gateway.invoke(invocation)
     except HubserveError as error:
@@ -86,19 +132,59 @@ async def invoke_sagemaker(request: Request, name: str) -> Response:
     try:
         body = await _read_body(request, deps.settings(request).max_payload_bytes)
         invocation = _invocation(request, name, body, received)
-        invocation.stream = False  # SageMaker's response stream is its own route (event-stream framing)
+        invocation.error_status = status_of  # recorded with the status SageMaker's client gets
+        if invocation.stream or _asks_for_stream(body):
+            _refuse_unless_streams(request, name, _STREAM_ASKED)
+        invocation.stream = False  # SageMaker's response stream is its own route (below)
         result = await gateway.invoke(invocation)
     except HubserveError as error:
-        _refused_by_route(request, name, error, received)
+        _refused_by_route(request, name, error, received, sagemaker=True)
         return sagemaker_error(error, name)
     return Response(content=result.body, media_type=result.content_type,
                     headers=response_headers(result.latency_headers(), request.headers))  # fmt: skip
 
 
-def _refused_by_route(request: Request, name: str, error: HubserveError, received: float) -> None:
-    """A body over the limit never reaches the gateway's layers; it is still timed and recorded there."""
+@router.post(
+    "/endpoints/{name}/invocations-response-stream",
+    summary="Invoke, answered in parts (SageMaker InvokeEndpointWithResponseStream: AWS event-stream)",
+    openapi_extra=_INVOKE_DOC,
+)
+async def invoke_sagemaker_stream(request: Request, name: str) -> Response:
+    received = time.perf_counter()
+    gateway = deps.gateway(request)
+    try:
+        body = await _read_body(request, deps.settings(request).max_payload_bytes)
+        invocation = _invocation(request, name, body, received)
+        invocation.error_status = status_of
+        _refuse_unless_streams(request, name, "InvokeEndpointWithResponseStream (call InvokeEndpoint)")
+        invocation.stream, invocation.accept = True, "application/json"
+        stream = await gateway.stream(invocation)
+    except HubserveError as error:
+        _refused_by_route(request, name, error, received, sagemaker=True)
+        return sagemaker_error(error, name)
+    headers = response_headers({"x-cold-start": "true" if stream.cold_start else "false"}, request.headers)
+    headers["X-Amzn-SageMaker-Content-Type"] = stream.first.content_type
+    return StreamingResponse(_payload_parts(stream), media_type=eventstream.EVENT_STREAM, headers=headers,
+                             background=BackgroundTask(stream.close))  # fmt: skip
+
+
+async def _payload_parts(stream: InvocationStream) -> AsyncIterator[bytes]:
+    """One PayloadPart event per part; a failure after the 200 is the stream's last message."""
+    try:
+        async for part in stream.parts():
+            if part.body:
+                yield eventstream.payload_part(part.body)
+    except HubserveError as error:
+        yield eventstream.model_stream_error(code_and_status(error)[0], error.message)
+
+
+def _refused_by_route(request: Request, name: str, error: HubserveError, received: float, sagemaker: bool = False) -> None:
+    """A refusal before the gateway's layers (a body over the limit, a stream the endpoint cannot give) is
+    still timed and recorded there, with the status the client gets."""
     if "x-overhead-latency-ms" not in error.headers:
-        deps.gateway(request).refused(Invocation(endpoint=name, path=request.scope["path"], received=received), error)
+        invocation = Invocation(endpoint=name, path=request.scope["path"], received=received)
+        invocation.error_status = status_of if sagemaker else None
+        deps.gateway(request).refused(invocation, error)
 
 
 def _event_stream(stream: InvocationStream) -> EventSourceResponse:

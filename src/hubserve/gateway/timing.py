@@ -45,8 +45,10 @@ class Timing:
         if not record:
             return
         name = invocation.endpoint
+        # The status the client got: the route's dialect may answer this error with another one.
+        status = error.status if invocation.error_status is None else invocation.error_status(error)
         bytes_out = len(msgspec.json.encode(error.to_dict()))
-        self._metrics.invocation(name, error.status, model_ms, overhead_ms, cold_start=False,
+        self._metrics.invocation(name, status, model_ms, overhead_ms, cold_start=False,
                                  bytes_in=len(invocation.body), bytes_out=bytes_out)  # fmt: skip
         method = _METHODS[invocation.kind]
-        self._events.access(name, method, invocation.path, error.status, model_ms, overhead_ms, False)
+        self._events.access(name, method, invocation.path, status, model_ms, overhead_ms, False)

@@ -14,9 +14,24 @@ from hubserve.errors import ValidationError
 Check = Callable[[str, Any], Any]  # (name, value) -> cleaned value; raises ValidationError
 
 
+# Tasks whose input is a JSON object, with an example of it. A body without ``inputs`` is taken as
+# that object itself, as both Hugging Face inference toolkits do (``data.pop("inputs", data)``).
+OBJECT_INPUTS: dict[str, str] = {
+    "question-answering": '{"question": "Where do I live?", "context": "I live in Berlin."}',
+    "sentence-similarity": '{"source_sentence": "A man is eating.", "sentences": ["A man eats.", "It rains."]}',
+    "zero-shot-classification": '{"sequences": "I love travelling", "candidate_labels": ["travel", "cooking"]}',
+}
+# Zero-shot's object holds the pipeline's call arguments: the text, and what are otherwise parameters.
+_ZERO_SHOT_ARGUMENTS = ("candidate_labels", "hypothesis_template", "multi_label")
+
+
 def split_body(data: Any, task: str) -> tuple[Any, dict[str, Any]]:
-    """Return ``(inputs, parameters)`` from a parsed JSON body."""
-    if not isinstance(data, dict) or "inputs" not in data:
+    """Return ``(inputs, parameters)`` from a parsed JSON body.
+
+    For a task in ``OBJECT_INPUTS`` a body without ``inputs`` is the input itself, less its
+    ``parameters``; any other task needs ``inputs``, and the error says what the task expects.
+    """
+    if not isinstance(data, dict) or ("inputs" not in data and task not in OBJECT_INPUTS):
         raise ValidationError(
             f"the request body must be a JSON object with an 'inputs' field for {task}, "
             'e.g. {"inputs": "I love this movie", "parameters": {}}'
@@ -26,7 +41,30 @@ def split_body(data: Any, task: str) -> tuple[Any, dict[str, Any]]:
         parameters = {}
     if not isinstance(parameters, dict):
         raise ValidationError("'parameters' must be a JSON object, e.g. {\"top_k\": 2}")
-    return data["inputs"], parameters
+    if "inputs" in data:
+        return data["inputs"], parameters
+    inputs = {name: value for name, value in data.items() if name != "parameters"}
+    if task == "zero-shot-classification":
+        return _zero_shot_object(inputs, parameters)
+    return inputs, parameters
+
+
+def _zero_shot_object(inputs: dict[str, Any], parameters: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """``{"sequences", "candidate_labels", ...}`` as (the text, parameters); the parameters object wins."""
+    if "sequences" not in inputs:
+        raise ValidationError(
+            "the request body has no 'inputs' and no 'sequences' for zero-shot-classification; send "
+            f'{OBJECT_INPUTS["zero-shot-classification"]} or '
+            '{"inputs": "I love travelling", "parameters": {"candidate_labels": ["travel", "cooking"]}}'
+        )
+    unknown = sorted(set(inputs) - {"sequences", *_ZERO_SHOT_ARGUMENTS})
+    if unknown:
+        raise ValidationError(
+            f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for zero-shot-classification; "
+            f"the body's fields are sequences, {', '.join(_ZERO_SHOT_ARGUMENTS)} and parameters"
+        )
+    arguments = {name: inputs[name] for name in _ZERO_SHOT_ARGUMENTS if name in inputs}
+    return inputs["sequences"], {**arguments, **parameters}
 
 
 def check_parameters(parameters: dict[str, Any], allowed: dict[str, Check], task: str) -> dict[str, Any]:

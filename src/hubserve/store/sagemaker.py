@@ -3,7 +3,8 @@
 SageMaker has models and endpoint configs as resources separate from endpoints, so they are
 stored here as the definitions the client sent (JSON). Endpoints themselves are hubserve
 endpoints (the `endpoints` table and the controller); this module keeps only the name of the
-config each one was created or last updated from, never its state or spec.
+config each one was created or last updated from, never its state or spec. Tags on any of these
+resources are in ``sagemaker_tags.py`` (``SageMakerStore.tags``).
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
 from hubserve.store.engine import engine_for
+from hubserve.store.sagemaker_tags import TagStore
 
 _metadata = sa.MetaData()
 
@@ -41,6 +43,17 @@ bindings_table = sa.Table(
 
 
 @dataclasses.dataclass(frozen=True)
+class Listing:
+    """ListModels' and ListEndpointConfigs' filters and order (pagination is the caller's)."""
+
+    name_contains: str | None = None  # case-insensitive
+    created_before: dt.datetime | None = None
+    created_after: dt.datetime | None = None
+    sort_by: Literal["Name", "CreationTime"] = "CreationTime"
+    descending: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
 class Definition:
     """One stored model or endpoint config: the request as the client sent it, plus our additions."""
 
@@ -56,6 +69,7 @@ class SageMakerStore:
         """``engine``: the server's shared engine, or a store URL for an engine of this store's own."""
         self._engine, self._owns_engine = engine_for(engine)
         _metadata.create_all(self._engine)
+        self.tags = TagStore(self._engine)
 
     def close(self) -> None:
         if self._owns_engine:
@@ -72,6 +86,9 @@ class SageMakerStore:
     def delete_model(self, name: str) -> bool:
         return self._delete(models_table, name)
 
+    def list_models(self, listing: Listing) -> list[Definition]:
+        return self._list(models_table, listing)
+
     def put_config(self, name: str, definition: dict[str, Any]) -> Definition:
         return self._insert(configs_table, name, definition)
 
@@ -80,6 +97,9 @@ class SageMakerStore:
 
     def delete_config(self, name: str) -> bool:
         return self._delete(configs_table, name)
+
+    def list_configs(self, listing: Listing) -> list[Definition]:
+        return self._list(configs_table, listing)
 
     # bindings -----------------------------------------------------------------------------
 
@@ -113,14 +133,32 @@ class SageMakerStore:
     def _get(self, table: sa.Table, name: str) -> Definition | None:
         with self._engine.connect() as conn:
             row = conn.execute(table.select().where(table.c.name == name)).mappings().first()
-        if row is None:
-            return None
-        created = row["created_at"]
-        if created.tzinfo is None:  # SQLite drops the timezone; everything we store is UTC
-            created = created.replace(tzinfo=dt.timezone.utc)
-        return Definition(row["name"], json.loads(row["definition"]), created)
+        return None if row is None else _definition(row)
+
+    def _list(self, table: sa.Table, listing: Listing) -> list[Definition]:
+        """Every definition that passes ``listing``'s filters, in its order (ties by name)."""
+        query = table.select()
+        if listing.name_contains:
+            query = query.where(sa.func.lower(table.c.name).contains(listing.name_contains.lower(), autoescape=True))
+        if listing.created_before is not None:
+            query = query.where(table.c.created_at < _utc(listing.created_before))
+        if listing.created_after is not None:
+            query = query.where(table.c.created_at > _utc(listing.created_after))
+        first = table.c.name if listing.sort_by == "Name" else table.c.created_at
+        query = query.order_by(first.desc(), table.c.name.desc()) if listing.descending else query.order_by(first, table.c.name)
+        with self._engine.connect() as conn:
+            return [_definition(row) for row in conn.execute(query).mappings()]
 
     def _delete(self, table: sa.Table, name: str) -> bool:
         with self._engine.begin() as conn:
             return bool(conn.execute(table.delete().where(table.c.name == name)).rowcount)
 
+
+
+def _definition(row: sa.RowMapping) -> Definition:
+    return Definition(row["name"], json.loads(row["definition"]), _utc(row["created_at"]))
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    """SQLite drops the timezone and everything stored is UTC: naive reads as UTC, aware is converted."""
+    return moment.replace(tzinfo=dt.timezone.utc) if moment.tzinfo is None else moment.astimezone(dt.timezone.utc)

@@ -72,7 +72,9 @@ def check_accept(accept: str, csv: bool = False) -> None:
 
 
 def require_inputs(data: Any) -> dict[str, Any]:
-    if not isinstance(data, dict) or "inputs" not in data:
+    # Whether 'inputs' is needed is the task's to say (models/requests.py split_body): a task whose
+    # input is an object takes a body without it as the input itself, as the HF toolkits do.
+    if not isinstance(data, dict):
         raise ValidationError(f"The request body must be a JSON object with an 'inputs' field, like {_EXAMPLE}.")
     parameters = data.get("parameters")
     if parameters is not None and not isinstance(parameters, dict):

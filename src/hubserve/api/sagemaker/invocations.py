@@ -72,6 +72,11 @@ def code_and_status(error: HubserveError) -> tuple[str, int]:
     return "InternalFailure", 500
 
 
+def status_of(error: Exception) -> int:
+    """The HTTP status SageMaker's client gets for ``error`` (what timing records for this dialect)."""
+    return code_and_status(error)[1] if isinstance(error, HubserveError) else 500
+
+
 def sagemaker_error(error: HubserveError, endpoint: str, region: str = "us-east-1") -> JSONResponse:
     """The response SageMaker's InvokeEndpoint sends for ``error`` on ``endpoint``."""
     code, status = code_and_status(error)

@@ -28,7 +28,7 @@ from hubserve.models.custom import find_custom_code
 from hubserve.settings import Settings
 from hubserve.spec import NAME_PATTERN, EndpointSpec
 from hubserve.storage import Storage
-from hubserve.store.sagemaker import Definition, SageMakerStore
+from hubserve.store.sagemaker import Definition, Listing, SageMakerStore
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +63,7 @@ def operation(function: Operation) -> Operation:
 async def create_model(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     request = shapes.CreateModelInput.model_validate(body)
     name = shapes.check_name("ModelName", request.ModelName)
+    tags = _tags(body)
     if ctx.store.get_model(name) is not None:
         raise validation(f'Cannot create already existing model "{status.arn(ctx.region, "model", name)}".')
     containers = request.Containers or []
@@ -88,6 +89,7 @@ async def create_model(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
         ctx.store.put_model(name, definition)
     except KeyError:
         raise validation(f'Cannot create already existing model "{status.arn(ctx.region, "model", name)}".') from None
+    _retag(ctx, shapes.resource("model", name), tags)
     return {"ModelArn": status.arn(ctx.region, "model", name)}
 
 
@@ -115,6 +117,7 @@ async def describe_model(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
 async def delete_model(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     model = _model(ctx, _name(body, "ModelName"))
     ctx.store.delete_model(model.name)
+    ctx.store.tags.delete(shapes.resource("model", model.name))
     folder = model.definition.get("hubserve", {}).get("model_dir")
     if folder and artifacts.is_cached(Path(folder), ctx.model_cache) and not _in_use(ctx, folder):
         top = Path(folder)
@@ -122,6 +125,17 @@ async def delete_model(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
             top = top.parent
         shutil.rmtree(top, ignore_errors=True)
     return {}
+
+
+@operation
+async def list_models(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+    request = shapes.ListDefinitionsInput.model_validate(body)
+    summaries = [
+        {"ModelName": model.name, "ModelArn": status.arn(ctx.region, "model", model.name),
+         "CreationTime": model.created_at.timestamp()}
+        for model in ctx.store.list_models(_listing(request))
+    ]  # fmt: skip
+    return _listed("Models", summaries, request.NextToken, request.MaxResults)
 
 
 def _in_use(ctx: Context, folder: str) -> bool:
@@ -136,6 +150,7 @@ def _in_use(ctx: Context, folder: str) -> bool:
 async def create_endpoint_config(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     request = shapes.CreateEndpointConfigInput.model_validate(body)
     name = shapes.check_name("EndpointConfigName", request.EndpointConfigName)
+    tags = _tags(body)
     taken = f'Cannot create already existing endpoint configuration "{status.arn(ctx.region, "endpoint-config", name)}".'
     if ctx.store.get_config(name) is not None:
         raise validation(taken)
@@ -151,6 +166,7 @@ async def create_endpoint_config(ctx: Context, body: dict[str, Any]) -> dict[str
         ctx.store.put_config(name, definition)
     except KeyError:
         raise validation(taken) from None
+    _retag(ctx, shapes.resource("endpoint-config", name), tags)
     return {"EndpointConfigArn": status.arn(ctx.region, "endpoint-config", name)}
 
 
@@ -170,7 +186,19 @@ async def delete_endpoint_config(ctx: Context, body: dict[str, Any]) -> dict[str
     name = _name(body, "EndpointConfigName")
     if not ctx.store.delete_config(name):
         raise not_found("endpoint configuration", name)
+    ctx.store.tags.delete(shapes.resource("endpoint-config", name))
     return {}
+
+
+@operation
+async def list_endpoint_configs(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+    request = shapes.ListDefinitionsInput.model_validate(body)
+    summaries = [
+        {"EndpointConfigName": config.name, "EndpointConfigArn": status.arn(ctx.region, "endpoint-config", config.name),
+         "CreationTime": config.created_at.timestamp()}
+        for config in ctx.store.list_configs(_listing(request))
+    ]  # fmt: skip
+    return _listed("EndpointConfigs", summaries, request.NextToken, request.MaxResults)
 
 
 # --- endpoints --------------------------------------------------------------------------------
@@ -180,6 +208,7 @@ async def delete_endpoint_config(ctx: Context, body: dict[str, Any]) -> dict[str
 async def create_endpoint(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     request = shapes.CreateEndpointInput.model_validate(body)
     name = _endpoint_name(request.EndpointName)
+    tags = _tags(body)
     taken = f'Cannot create already existing endpoint "{status.arn(ctx.region, "endpoint", name)}".'
     if ctx.controller.live(name) is not None:
         raise validation(taken)
@@ -189,6 +218,7 @@ async def create_endpoint(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     except KeyError:
         raise validation(taken) from None
     ctx.store.bind(name, request.EndpointConfigName)
+    _retag(ctx, shapes.resource("endpoint", name), tags)
     return {"EndpointArn": status.arn(ctx.region, "endpoint", name)}
 
 
@@ -235,6 +265,7 @@ async def delete_endpoint(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     _endpoint(ctx, name)
     ctx.controller.delete(name)
     ctx.store.unbind(name)
+    ctx.store.tags.delete(shapes.resource("endpoint", name))
     return {}
 
 
@@ -257,15 +288,37 @@ async def list_endpoints(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
         })  # fmt: skip
     key = {"Name": "EndpointName", "Status": "EndpointStatus"}.get(request.SortBy, "CreationTime")
     summaries.sort(key=lambda summary: cast(Any, summary[key]), reverse=request.SortOrder == "Descending")
-    start = int(request.NextToken) if request.NextToken and request.NextToken.isdigit() else 0
-    page = summaries[start : start + request.MaxResults]
-    answer: dict[str, Any] = {"Endpoints": page}
-    if start + request.MaxResults < len(summaries):
-        answer["NextToken"] = str(start + request.MaxResults)
-    return answer
+    return _listed("Endpoints", summaries, request.NextToken, request.MaxResults)
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+def _listing(request: shapes.ListDefinitionsInput) -> Listing:
+    return Listing(
+        name_contains=request.NameContains, created_before=request.CreationTimeBefore,
+        created_after=request.CreationTimeAfter, sort_by=request.SortBy, descending=request.SortOrder == "Descending",
+    )  # fmt: skip
+
+
+def _listed(member: str, summaries: list[dict[str, Any]], next_token: str | None, max_results: int) -> dict[str, Any]:
+    """A List* answer: one page of ``summaries`` under ``member``, and NextToken while more remain."""
+    items, token = shapes.page(summaries, next_token, max_results)
+    answer: dict[str, Any] = {member: items}
+    if token is not None:
+        answer["NextToken"] = token
+    return answer
+
+
+def _tags(body: dict[str, Any]) -> dict[str, str]:
+    """A create request's ``Tags``, checked before anything is created."""
+    return {tag.Key: tag.Value for tag in shapes.TagsInput.model_validate(body).Tags}
+
+
+def _retag(ctx: Context, resource: str, tags: dict[str, str]) -> None:
+    """A new resource's tags; any a former resource of the same name had went with it."""
+    ctx.store.tags.delete(resource)
+    ctx.store.tags.add(resource, tags)
 
 
 def _name(body: dict[str, Any], member: str) -> str:
@@ -326,4 +379,4 @@ def _deployable(ctx: Context, name: str, config_name: str) -> tuple[EndpointSpec
         raise validation(exc.message) from None
 
 
-__all__ = ["OPERATIONS", "Context", "SageMakerApiError"]
+__all__ = ["OPERATIONS", "Context", "SageMakerApiError", "operation"]

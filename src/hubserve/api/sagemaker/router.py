@@ -17,7 +17,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from hubserve.api import deps
-from hubserve.api.sagemaker import sigv4
+from hubserve.api.sagemaker import (
+    sigv4,
+    tagging,  # noqa: F401  (AddTags, DeleteTags and ListTags register themselves)
+)
 from hubserve.api.sagemaker.errors import (
     AMZ_JSON,
     SageMakerApiError,

@@ -13,8 +13,10 @@ The mapping, in one place:
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,6 +27,11 @@ from hubserve.spec import EndpointSpec
 # SageMaker names: letters, digits and single hyphens; hubserve endpoint names are also lower case.
 SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _CONSUMED_ENV = ("HF_MODEL_ID", "HF_TASK", "HF_MODEL_REVISION")
+_TOKEN_PREFIX = "hubserve-page:"
+_ARN = re.compile(
+    r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:(?P<kind>model|endpoint-config|endpoint)/"
+    r"(?P<name>[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})"
+)
 
 
 class _Shape(BaseModel):
@@ -85,6 +92,82 @@ class ListEndpointsInput(_Shape):
     MaxResults: int = Field(default=10, ge=1, le=100)
     NameContains: str | None = None
     StatusEquals: str | None = None
+
+
+class ListDefinitionsInput(_Shape):
+    """ListModels and ListEndpointConfigs: the same filters, order and pagination."""
+
+    NameContains: str | None = None
+    CreationTimeBefore: dt.datetime | None = None  # botocore sends epoch seconds
+    CreationTimeAfter: dt.datetime | None = None
+    SortBy: Literal["Name", "CreationTime"] = "CreationTime"
+    SortOrder: Literal["Ascending", "Descending"] = "Descending"
+    NextToken: str | None = None
+    MaxResults: int = Field(default=10, ge=1, le=100)
+
+
+class TagShape(BaseModel):
+    Key: str = Field(min_length=1, max_length=128)
+    Value: str = Field(default="", max_length=256)
+
+
+class TagsInput(_Shape):
+    """The ``Tags`` of a create request (CreateModel, CreateEndpointConfig, CreateEndpoint)."""
+
+    Tags: list[TagShape] = Field(default_factory=list, max_length=50)
+
+
+class AddTagsInput(_Shape):
+    ResourceArn: str
+    Tags: list[TagShape] = Field(max_length=50)
+
+
+class DeleteTagsInput(_Shape):
+    ResourceArn: str
+    TagKeys: list[str] = Field(min_length=1, max_length=50)
+
+
+class ListTagsInput(_Shape):
+    ResourceArn: str
+    NextToken: str | None = None
+    MaxResults: int = Field(default=50, ge=50)  # SageMaker's own bound: at least 50
+
+
+def page(items: list[Any], next_token: str | None, max_results: int) -> tuple[list[Any], str | None]:
+    """One page of ``items`` and the NextToken of the next one (None: this is the last).
+
+    The token is opaque to clients (an encoded offset); one this server did not give is refused.
+    """
+    start = _offset(next_token) if next_token else 0
+    end = start + max_results
+    token = base64.urlsafe_b64encode(f"{_TOKEN_PREFIX}{end}".encode()).decode() if end < len(items) else None
+    return items[start:end], token
+
+
+def _offset(token: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(token.encode()).decode()
+        if text.startswith(_TOKEN_PREFIX) and int(text[len(_TOKEN_PREFIX) :]) >= 0:
+            return int(text[len(_TOKEN_PREFIX) :])
+    except ValueError:  # not base64, not text, not a number
+        pass
+    raise validation("NextToken is invalid: pass the NextToken of the previous answer unchanged, or none.")
+
+
+def resource(kind: str, name: str) -> str:
+    """What an ARN names after its account (``model/my-model``): the key tags are kept under."""
+    return f"{kind}/{name.lower()}"
+
+
+def parse_arn(arn: str) -> tuple[str, str]:
+    """(kind, name) of a model's, endpoint config's or endpoint's ARN; ValidationException for anything else."""
+    match = _ARN.fullmatch(arn)
+    if match is None:
+        raise validation(
+            f"ResourceArn {arn!r} is invalid: hubserve tags models, endpoint configs and endpoints, with ARNs "
+            "such as arn:aws:sagemaker:us-east-1:000000000000:endpoint/my-endpoint (as Describe* answers give them)."
+        )
+    return match["kind"], match["name"]
 
 
 def check_name(kind: str, name: str) -> str:

@@ -26,14 +26,15 @@ def endpoint_status(record: EndpointRecord, live: EndpointLive, pending: bool) -
 
     A stored spec that is not deployed yet reads Updating on a serving endpoint (the rolling
     update has been asked for: ``pending``), Creating on a new one; scaled to zero and a failed update (the
-    previous spec still serves) are InService; paused is OutOfService.
+    previous spec still serves) are InService; pausing (SageMaker has no such status: the replicas take
+    no new work) and paused are OutOfService.
     """
     state = live.state
     if state is EndpointState.DELETING:
         return "Deleting"
     if state is EndpointState.FAILED:
         return "Failed"
-    if state is EndpointState.PAUSED or record.desired == "paused":
+    if state in (EndpointState.PAUSING, EndpointState.PAUSED) or record.desired == "paused":
         return "OutOfService"
     if not live.deployed:
         return "Creating"
