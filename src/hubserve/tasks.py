@@ -7,6 +7,7 @@ CLI agree on one list.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 TASKS: tuple[str, ...] = (
     "text-classification",
@@ -22,6 +23,27 @@ TASKS: tuple[str, ...] = (
     "text2text-generation",
     "text-generation",
 )
+
+# One request body each task accepts, in the Hugging Face toolkit's shape: what `hubserve bench`
+# sends when no --data is given, so a load test measures answers rather than 400s. fill-mask uses
+# BERT's [MASK]; a model with another mask token (RoBERTa's <mask>) needs --data.
+TASK_EXAMPLES: dict[str, dict[str, Any]] = {
+    "text-classification": {"inputs": "I love this movie"},
+    "token-classification": {"inputs": "My name is Sarah and I live in London"},
+    "question-answering": {"inputs": {"question": "Where do I live?", "context": "My name is Sarah and I live in London"}},
+    "fill-mask": {"inputs": "Paris is the [MASK] of France."},
+    "feature-extraction": {"inputs": "I love this movie"},
+    "sentence-embeddings": {"inputs": "I love this movie"},
+    "sentence-similarity": {"inputs": {"source_sentence": "I love this movie", "sentences": ["I like this film", "The sky is blue"]}},
+    "zero-shot-classification": {"inputs": "I love this movie", "parameters": {"candidate_labels": ["positive", "negative"]}},
+    "summarization": {
+        "inputs": "The tower is 324 metres tall, about the same height as an 81-storey building.",
+        "parameters": {"max_new_tokens": 16},
+    },
+    "translation": {"inputs": "My name is Sarah and I live in London", "parameters": {"max_new_tokens": 16}},
+    "text2text-generation": {"inputs": "Translate to German: I love this movie", "parameters": {"max_new_tokens": 16}},
+    "text-generation": {"inputs": "Once upon a time", "parameters": {"max_new_tokens": 16}},
+}
 
 TASK_ALIASES: dict[str, str] = {
     "sentiment-analysis": "text-classification",

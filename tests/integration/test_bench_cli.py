@@ -63,9 +63,9 @@ def hubserve(server: RunningServer, *args: str, timeout: float = 60) -> subproce
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def bench_json(server: RunningServer, *args: str) -> dict[str, Any]:
+def bench_json(server: RunningServer, *args: str, exit_code: int = 0) -> dict[str, Any]:
     done = hubserve(server, "bench", *args, "--json")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == exit_code, done.stderr
     return json.loads(done.stdout)
 
 
@@ -94,13 +94,15 @@ def test_cold_start_is_seen(server: RunningServer, api: httpx.Client, counted: P
 
 def test_bad_payloads_are_failures_by_status(server: RunningServer, counted: Path) -> None:
     before = calls(counted)
-    report = bench_json(server, NAME, "-n", "20", "-c", "2", "--data", "not json at all")
+    report = bench_json(server, NAME, "-n", "20", "-c", "2", "--data", "not json at all", exit_code=1)
     assert (report["requests"], report["succeeded"], report["failed"]) == (20, 0, 20)
     assert report["failures_by_status"] == {"400": 20} and report["errors"] == {}
+    assert report["first_failure"]["status"] == 400 and "not valid JSON" in report["first_failure"]["message"]
     assert calls(counted) == before  # rejected before the handler
     text = hubserve(server, "bench", NAME, "-n", "4", "--data", "not json at all")
-    assert text.returncode == 0, text.stderr
+    assert text.returncode == 1, text.stderr  # failures show in the exit code, with the first one's message
     assert "4 sent, 0 succeeded, 4 failed" in text.stdout and "400: 4" in text.stdout
+    assert text.stderr.startswith("Error: 4 of 4 requests failed; the first: 400: ") and "not valid JSON" in text.stderr
 
 
 def test_duration_bounds_the_run(server: RunningServer, counted: Path) -> None:

@@ -155,7 +155,7 @@ def test_errors_are_one_line_with_exit_1(hubserve: Hubserve, tiny_models: dict[s
     assert missing.stderr.splitlines() == [
         (
             "Error (404 EndpointNotFound): Endpoint 'cli-does-not-exist' does not exist. "
-            "List endpoints with GET /v1/endpoints."
+            "List endpoints with `hubserve endpoint list`."  # the CLI's words, not the REST route
         )
     ]
     for args in (("invoke", "cli-does-not-exist", "x"), ("endpoint", "pause", "cli-does-not-exist")):

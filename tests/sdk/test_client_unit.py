@@ -277,7 +277,7 @@ def test_management_methods_hit_the_documented_routes(canned: CannedServer, clie
     sent = canned.requests[-1].json()
     assert sent["model"] == {
         "source": "/models/sst2", "revision": None, "task": "text-classification", "framework": "pytorch", "dtype": "auto",
-        "runtime": "torch",
+        "runtime": "torch", "allow_missing_weights": False,
     }  # fmt: skip
     assert sent["compute"]["type"] == "serverless"
     assert client.update_endpoint("sst2", {"name": "sst2", "model": {"source": "/m"}})["state"] == "updating"

@@ -35,6 +35,13 @@ async def console_page() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers=_NO_CACHE)
 
 
+@pages.get("/console/config")
+async def console_config(request: Request) -> dict[str, Any]:
+    """Whether this server asks for a token, so the console offers sign-in and "Sign out" only where
+    there is one (public: it says nothing but that; declared before the static files it would shadow)."""
+    return {"auth_required": bool(deps.settings(request).token)}
+
+
 @pages.get("/console/{path:path}")
 async def console_asset(path: str) -> FileResponse:
     """A static file of the console, confined to the package's static folder."""

@@ -4,10 +4,14 @@ The requests come from a separate process (``hubserve.loadtest``); this module r
 target, reads the body, and prints what came back: counts, failures by status, throughput,
 latency mean ± std and percentiles, hubserve's model/overhead split and cold starts, and a
 histogram. NAME means ``{url}/endpoints/NAME`` on the configured server; a URL is used as is.
+Without --data, a NAME gets its task's example body (``hubserve.tasks.TASK_EXAMPLES``), so the
+run measures answers rather than 400s; a run with failures prints the first one's message and
+exits 1.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,13 +22,16 @@ from rich.table import Table
 from rich.text import Text
 
 from hubserve.cli import output
-from hubserve.cli.common import JsonOption, UrlOption, fail, globals_of, want_json
+from hubserve.cli.common import JsonOption, TokenOption, UrlOption, fail, format_error, globals_of, want_json
+from hubserve.cli.hints import in_cli_words
+from hubserve.errors import EndpointNotFound, HubserveError
 from hubserve.loadtest.driver import Plan
 from hubserve.loadtest.runner import LoadTestError, run_in_child
 from hubserve.loadtest.stats import summarise
-from hubserve.sdk.client import DEFAULT_URL
+from hubserve.sdk.client import DEFAULT_URL, Client
+from hubserve.tasks import TASK_EXAMPLES
 
-DEFAULT_BODY = b'{"inputs": "I love this movie"}'
+DEFAULT_BODY = json.dumps(TASK_EXAMPLES["text-classification"]).encode()
 DEFAULT_REQUESTS = 100
 _BAR_WIDTH = 40
 
@@ -44,7 +51,7 @@ def bench(
     ] = None,
     data: Annotated[
         str | None,
-        typer.Option("--data", "-d", help="""Body, sent as is: JSON such as '{"inputs": "..."}', @file or - for stdin [default: a short sentence].""", show_default=False),
+        typer.Option("--data", "-d", help="""Body, sent as is: JSON such as '{"inputs": "..."}', @file or - for stdin [default: an example of the endpoint's task].""", show_default=False),
     ] = None,
     rate: Annotated[
         float | None, typer.Option("--rate", min=0.0, help="Open loop: R arrivals a second, whatever the answers take.", show_default=False)
@@ -54,13 +61,16 @@ def bench(
         list[str] | None, typer.Option("--header", "-H", help="'Name: value' added to every request; repeatable.", show_default=False)
     ] = None,
     url: UrlOption = None,
+    token: TokenOption = None,
     json_: JsonOption = False,
 ) -> None:
     """Load-test an endpoint from a separate process and print ab-style latency figures."""
-    address = resolve_target(target, url or globals_of(ctx).url or DEFAULT_URL)
+    base_url = url or globals_of(ctx).url or DEFAULT_URL
+    address = resolve_target(target, base_url)
+    body = _read_body(data) if data is not None else example_body(target, base_url, token or globals_of(ctx).token)
     plan = Plan(
         url=address,
-        body=_read_body(data),
+        body=body,
         concurrency=concurrency,
         requests=requests if requests is not None else (0 if duration else DEFAULT_REQUESTS),
         duration=duration or 0.0,
@@ -84,8 +94,32 @@ def bench(
         output.print_json(report)
     else:
         print_report(report)
-    if report["requests"] and report["completed"] == 0:
-        raise typer.Exit(1)  # nothing answered at all: say so in the exit code too
+    first = report["first_failure"]
+    if first:  # say why, not only how often, and make scripts see it
+        said = f"{first['status']}: " if first["status"] else "no answer: "
+        typer.echo(
+            f"Error: {report['failed']} of {report['requests']} requests failed; the first: {said}"
+            f"{in_cli_words(first['message'])}",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
+def example_body(target: str, base_url: str, token: str | None) -> bytes:
+    """The example body of the endpoint's task (text-classification's for a URL, or when the
+    server cannot say); an endpoint that does not exist is an error before any load is sent."""
+    if target.startswith(("http://", "https://")):
+        return DEFAULT_BODY
+    try:
+        with Client(url=base_url, token=token or "") as client:
+            model = client.get_endpoint(target).get("model") or {}
+    except EndpointNotFound as error:
+        typer.echo(format_error(error), err=True)
+        raise typer.Exit(1) from None
+    except HubserveError:
+        return DEFAULT_BODY  # unreachable or refused: the run itself will say so
+    example = TASK_EXAMPLES.get(str(model.get("task")))
+    return json.dumps(example).encode() if example else DEFAULT_BODY
 
 
 def resolve_target(target: str, base_url: str) -> str:
@@ -134,6 +168,8 @@ def print_report(report: dict[str, Any]) -> None:
         failures = [f"{code}: {n}" for code, n in report["failures_by_status"].items()]
         failures += [f"{kind} (no answer): {n}" for kind, n in report["errors"].items()]
         grid.add_row("Failures", Text(", ".join(failures), style="red"))
+        first = report["first_failure"] or {}
+        grid.add_row("First failure", Text(in_cli_words(str(first.get("message", "-"))), style="red"))
     grid.add_row("Time taken", f"{report['wall_s']:.3f} s")
     grid.add_row("Throughput", f"{report['throughput_rps']:.1f} req/s")
     latency = report["latency_ms"]

@@ -9,12 +9,14 @@ HUBSERVE_TOKEN); each command repeats them without the env var so that
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 import typer
 
+from hubserve.cli.hints import in_cli_words
 from hubserve.cli.specs import SpecFileError
 from hubserve.errors import HubserveError
 from hubserve.sdk.client import DEFAULT_URL, Client, ClientError
@@ -58,8 +60,9 @@ def want_json(ctx: typer.Context, flag: bool) -> bool:
 
 
 def format_error(error: HubserveError) -> str:
-    """One line: the status and type the server sent, its message, and each bad field."""
-    text = " ".join(error.message.split())
+    """One line: the status and type the server sent, its message (hints naming CLI commands, not
+    REST routes), and each bad field."""
+    text = in_cli_words(" ".join(error.message.split()))
     fields = [
         f"{d.get('field')}: {d.get('message')}" if d.get("field") else str(d.get("message"))
         for d in error.details or ()
@@ -77,6 +80,23 @@ def fail(message: str) -> typer.Exit:
     """Print one error line to stderr and return the Exit(1) to raise."""
     typer.echo(f"Error: {message}", err=True)
     return typer.Exit(1)
+
+
+def confirm(question: str, verb: str, doing: str) -> None:
+    """Ask at a terminal, or fail naming ``--yes``: a script must never hang on a prompt nobody sees.
+
+    An answer of no, Ctrl-C or end of input ends the line the prompt left open before the error,
+    so the shell's next prompt starts on a line of its own.
+    """
+    if not sys.stdin.isatty():
+        raise fail(f"not {doing}: stdin is not a terminal to confirm on; pass --yes to {verb} without asking")
+    try:
+        answer = typer.confirm(question, err=True)
+    except typer.Abort:  # Ctrl-C or Ctrl-D at the prompt
+        typer.echo("", err=True)
+        answer = False
+    if not answer:
+        raise fail(f"not {doing}: not confirmed (pass --yes to {verb} without asking)")
 
 
 def cli_errors(func: F) -> F:

@@ -19,6 +19,7 @@ from rich.table import Table
 from hubserve.cli import output
 from hubserve.cli.common import JsonOption, TokenOption, UrlOption, cli_errors, fail, make_client, want_json
 from hubserve.cost.model import Comparison, Scenario, UsageCost, compare, price_usage
+from hubserve.cost.money import amount, price, price_places
 from hubserve.cost.presets import PRESETS
 from hubserve.cost.pricing import Pricing, PricingError, load_pricing
 from hubserve.cost.usage import parse_window, usage_from_metrics
@@ -155,27 +156,28 @@ def _print_comparisons(pricing: Pricing, comparisons: list[Comparison]) -> None:
         if index:
             console.print()
         title = f"[bold]{s.label}[/]: serverless" if s.label else "[bold]Serverless[/]"
-        console.print(f"{title}, {_plain(s.latency_ms)} ms at {s.memory_mb} MB (${_plain(comparison.price_per_second)} per second)")
+        console.print(f"{title}, {_plain(s.latency_ms)} ms at {s.memory_mb} MB ({price(comparison.price_per_second)} per second)")
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold")
         grid.add_column(justify="right")
-        grid.add_row("per request", usd(comparison.per_request))
-        grid.add_row("per thousand", usd(comparison.per_thousand))
-        grid.add_row("per million", usd(comparison.per_million))
-        grid.add_row(f"at {count(comparison.requests_per_month)} requests/month", usd(comparison.serverless_per_month) + " per month")
+        grid.add_row("per request", price(comparison.per_request))  # the one price that needs fractions of a cent
+        grid.add_row("per thousand", amount(comparison.per_thousand))
+        grid.add_row("per million", amount(comparison.per_million))
+        grid.add_row(f"at {count(comparison.requests_per_month)} requests/month", amount(comparison.serverless_per_month) + " per month")
         console.print(grid)
         table = Table(box=None, header_style="bold", pad_edge=False)
-        for column in ("INSTANCE", "PROVIDER", "$/HOUR", "$/MONTH", "BREAK-EVEN REQ/MONTH", "CHEAPER AT THIS VOLUME"):
+        for column in ("INSTANCE", "PROVIDER", "PER HOUR", "PER MONTH", "BREAK-EVEN REQ/MONTH", "CHEAPER AT THIS VOLUME"):
             table.add_column(column, justify="left" if column in ("INSTANCE", "PROVIDER", "CHEAPER AT THIS VOLUME") else "right")
+        hourly_places = price_places(row.per_hour for row in comparison.instances)  # one column, one precision
         for row in comparison.instances:
             cheaper = "serverless" if comparison.serverless_per_month < row.per_month else row.name
-            table.add_row(row.name, row.provider, f"{row.per_hour:.4f}".rstrip("0").rstrip("."), f"{row.per_month:,.2f}",
+            table.add_row(row.name, row.provider, price(row.per_hour, hourly_places), amount(row.per_month),
                           count(row.break_even_requests) if row.break_even_requests is not None else "never", cheaper)  # fmt: skip
         console.print(table)
         base = next((row for row in comparison.instances if row.name == baseline), None)
         if base is not None and base.break_even_requests is not None:
             per_second = base.break_even_requests / (pricing.hours_per_month * 3600)
-            console.print(f"Break-even with {baseline} (${base.per_month:,.2f}/month): "
+            console.print(f"Break-even with {baseline} ({amount(base.per_month)}/month): "
                           f"{count(base.break_even_requests)} requests/month ({per_second:.2f} req/s on average); "
                           f"below it serverless is cheaper.")  # fmt: skip
 
@@ -275,15 +277,17 @@ def _print_usage(name: str, window: str, priced: UsageCost, instances: list[str]
     console = output.console()
     console.print(f"[bold]{name}[/], last {window}: {count(Decimal(usage.invocations))} invocations, "
                   f"{usage.billed_ms / 1000:,.3f} s billed (model + overhead), {usage.bytes_processed:,} bytes processed")  # fmt: skip
-    console.print(f"As serverless at {usage.memory_mb} MB: {usd(priced.serverless_window)} for the window "
-                  f"(compute {usd(priced.serverless_compute)}, data {usd(priced.serverless_data)}); "
-                  f"{usd(priced.serverless_month)} a month at this rate ({count(priced.requests_per_month)} requests/month)")  # fmt: skip
+    per_request = priced.serverless_window / usage.invocations if usage.invocations else None
+    console.print(f"As serverless at {usage.memory_mb} MB: {amount(priced.serverless_window)} for the window "
+                  f"(compute {amount(priced.serverless_compute)}, data {amount(priced.serverless_data)}"
+                  + (f"; {price(per_request)} per request" if per_request is not None else "") + "); "
+                  f"{amount(priced.serverless_month)} a month at this rate ({count(priced.requests_per_month)} requests/month)")  # fmt: skip
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("INSTANCE (one replica)", "$/WINDOW", "$/MONTH", "CHEAPER"):
+    for column in ("INSTANCE (one replica)", "THIS WINDOW", "PER MONTH", "CHEAPER"):
         table.add_column(column, justify="left" if column.startswith("INSTANCE") or column == "CHEAPER" else "right")
     for instance in instances:
         window_cost, monthly = priced.instances[instance]
-        table.add_row(instance, usd(window_cost), f"{monthly:,.2f}", "serverless" if priced.serverless_window < window_cost else instance)
+        table.add_row(instance, amount(window_cost), amount(monthly), "serverless" if priced.serverless_window < window_cost else instance)
     console.print(table)
 
 
@@ -311,15 +315,6 @@ def _usage_json(name: str, window: str, priced: UsageCost, instances: list[str])
 
 
 # -- formatting -------------------------------------------------------------------------------
-
-
-def usd(value: Decimal) -> str:
-    """Dollars as people read them: cents above a dollar, every significant digit below (the seed's $0.00002288)."""
-    if abs(value) >= 1:
-        return f"${value:,.2f}"
-    if value == 0:
-        return "$0"
-    return f"${_plain(value.quantize(Decimal('1e-10')))}"
 
 
 def count(value: Decimal) -> str:

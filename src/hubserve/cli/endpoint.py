@@ -1,4 +1,4 @@
-"""`hubserve endpoint ...`: create, list, describe, update, delete, pause and resume.
+"""`hubserve endpoint ...`: create, list, describe, update, delete, pause, resume and scale to zero.
 
 Each command is a few lines over ``hubserve.sdk.Client``; spec shaping lives in
 ``specs``, printing in ``output``, error lines in ``common``.
@@ -6,9 +6,11 @@ Each command is a few lines over ``hubserve.sdk.Client``; spec shaping lives in
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from hubserve.cli import output
 from hubserve.cli.common import (
@@ -16,9 +18,11 @@ from hubserve.cli.common import (
     TokenOption,
     UrlOption,
     cli_errors,
+    confirm,
     make_client,
     want_json,
 )
+from hubserve.cli.hints import in_cli_words
 from hubserve.cli.specs import SpecFlags, load_spec_file, patch_from_flags, spec_from_flags
 from hubserve.sdk.client import Client
 
@@ -34,6 +38,8 @@ FileOption = Annotated[
     typer.Option("--file", "-f", help="Spec file, YAML or JSON ('-' reads stdin).", show_default=False),
 ]
 WaitOption = Annotated[bool, typer.Option("--wait", help="Wait until the endpoint is ready (running or scaled to zero).")]
+PauseWaitOption = Annotated[bool, typer.Option("--wait", help="Wait until the endpoint is paused (its replicas stopped).")]
+ZeroWaitOption = Annotated[bool, typer.Option("--wait", help="Wait until every replica has stopped (scaled to zero).")]
 WaitTimeoutOption = Annotated[float, typer.Option("--timeout", help="Seconds --wait waits before giving up.")]
 
 READY_STATES = ("running", "scaledToZero")  # both serve requests; scaledToZero cold-starts on the next one
@@ -186,7 +192,7 @@ def delete(
 ) -> None:
     """Delete an endpoint and stop its replicas."""
     if not yes:
-        typer.confirm(f"Delete endpoint '{name}'?", abort=True, err=True)
+        confirm(f"Delete endpoint '{name}'?", "delete", "deleting")
     with make_client(ctx, url, token) as client:
         description = client.delete_endpoint(name)
     _show_state(ctx, json_, description, name)
@@ -195,22 +201,38 @@ def delete(
 @app.command("pause")
 @cli_errors
 def pause(
-    ctx: typer.Context, name: NameArg, url: UrlOption = None, token: TokenOption = None, json_: JsonOption = False
+    ctx: typer.Context,
+    name: NameArg,
+    wait: PauseWaitOption = False,
+    timeout: WaitTimeoutOption = 600.0,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    json_: JsonOption = False,
 ) -> None:
     """Stop an endpoint's replicas and refuse invocations until it is resumed."""
     with make_client(ctx, url, token) as client:
         description = client.pause_endpoint(name)
+        if wait:
+            description = _wait(client, name, timeout, ("paused",))
     _show_state(ctx, json_, description, name)
 
 
 @app.command("scale-to-zero")
 @cli_errors
 def scale_to_zero(
-    ctx: typer.Context, name: NameArg, url: UrlOption = None, token: TokenOption = None, json_: JsonOption = False
+    ctx: typer.Context,
+    name: NameArg,
+    wait: ZeroWaitOption = False,
+    timeout: WaitTimeoutOption = 600.0,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    json_: JsonOption = False,
 ) -> None:
     """Stop every replica now; the next invocation starts one again (a cold start)."""
     with make_client(ctx, url, token) as client:
         description = client.scale_to_zero(name)
+        if wait:
+            description = _wait(client, name, timeout, ("scaledToZero",))
     _show_state(ctx, json_, description, name)
 
 
@@ -234,12 +256,28 @@ def resume(
 
 
 def _wait(client: Client, name: str, timeout: float, states: tuple[str, ...]) -> dict[str, Any]:
-    """Poll with a spinner on stderr that shows the current state."""
+    """Poll until one of ``states``, printing a line on stderr each time the state or reason changes.
+
+    A first deployment or an update can take minutes (an ONNX export, quantization, timing
+    runs); the server names the step in the reason (``exporting to ONNX (step 1 of 3)``), so each
+    step stays on screen with the seconds it began at, under a spinner with the current one.
+    """
     status_console = output.console(stderr=True)
+    started = time.monotonic()
+    seen: list[tuple[Any, Any]] = []
     with status_console.status(f"Waiting for '{name}'...") as spinner:
 
         def show(description: dict[str, Any]) -> None:
-            spinner.update(f"Waiting for '{name}': {description.get('state')}")
+            state, reason = description.get("state"), description.get("reason")
+            phase = f"{state}: {in_cli_words(str(reason))}" if reason else str(state)
+            if not seen or seen[-1] != (state, reason):
+                seen.append((state, reason))
+                line = Text(f"{time.monotonic() - started:5.0f}s  ", style="dim")
+                line.append(output.state_text(state))
+                if reason:
+                    line.append(f": {in_cli_words(str(reason))}")
+                status_console.print(line)
+            spinner.update(f"Waiting for '{name}' to be {' or '.join(states)}: {phase}")
 
         return client.wait_for(name, states, timeout=timeout, on_poll=show)
 

@@ -17,12 +17,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from hubserve.cli.hints import in_cli_words
+
 STATE_STYLES = {
     "running": "green",
     "scaledToZero": "cyan",
     "pending": "yellow",
     "initializing": "yellow",
     "updating": "yellow",
+    "pausing": "yellow",
     "paused": "dim",
     "deleting": "magenta",
     "failed": "bold red",
@@ -109,12 +112,14 @@ def description_view(description: dict[str, Any]) -> Table:
             grid.add_row(key, ", ".join(f"{k}={v}" for k, v in (value or {}).items()) or "-")
         elif key == "notes":
             for index, note in enumerate(value or []):
-                grid.add_row("notes" if index == 0 else "", Text(str(note)))
+                grid.add_row("notes" if index == 0 else "", Text(in_cli_words(str(note))))
         elif isinstance(value, dict):
             for sub, sub_value in value.items():
                 grid.add_row(f"{key}.{sub}", _scalar(sub_value))
         elif key == "reason" and value is None:
             continue
+        elif key == "reason":
+            grid.add_row(key, Text(in_cli_words(str(value))))
         else:
             grid.add_row(key, _scalar(value))
     return grid

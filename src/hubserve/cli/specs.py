@@ -7,15 +7,14 @@ the server) and the CLI reports the server's field-by-field answer.
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 import typer
-import yaml
 
+from hubserve.declarative.load import SpecsError, parse_documents
 from hubserve.spec import DedicatedCompute, ServerlessCompute, merge_patch
 
 
@@ -24,7 +23,7 @@ class SpecFileError(ValueError):
 
 
 def load_spec_file(path: str, stdin: TextIO | None = None) -> dict[str, Any]:
-    """Read a spec from a YAML or JSON file; ``-`` reads stdin."""
+    """Read a spec from a YAML or JSON file (by its suffix); ``-`` reads stdin."""
     if path == "-":
         return parse_spec_text((stdin or sys.stdin).read(), source="stdin")
     file = Path(path)
@@ -36,14 +35,17 @@ def load_spec_file(path: str, stdin: TextIO | None = None) -> dict[str, Any]:
 
 
 def parse_spec_text(text: str, source: str = "spec") -> dict[str, Any]:
-    """Parse JSON, else YAML (a superset for our purposes); the top level must be a mapping."""
+    """Parse one spec the way ``apply`` reads files (``.json`` as JSON, else YAML); it must be a mapping."""
     try:
-        data = json.loads(text)
-    except ValueError:
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise SpecFileError(f"{source} is neither valid JSON nor YAML: {' '.join(str(exc).split())}") from exc
+        documents = parse_documents(text, source)
+    except SpecsError as exc:
+        raise SpecFileError(str(exc)) from None
+    if len(documents) > 1:
+        raise SpecFileError(
+            f"{source} holds {len(documents)} documents; `endpoint create -f` takes one spec "
+            "(`hubserve apply -f` takes several)"
+        )
+    data = documents[0] if documents else None
     if not isinstance(data, dict):
         kind = "empty" if data is None else f"a {type(data).__name__}"
         raise SpecFileError(f"{source} must hold an endpoint spec (a mapping with name, model, compute); it is {kind}")

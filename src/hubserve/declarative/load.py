@@ -6,6 +6,7 @@ reported at once with the file, the spec's position and name, and the field.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -33,12 +34,38 @@ def load_specs(path: str, stdin: TextIO | None = None) -> list[EndpointSpec]:
     return parse_specs(text, source=source, base_dir=base)
 
 
+def parse_documents(text: str, source: str) -> list[Any]:
+    """The documents in ``text``, read by the name's suffix so each error is the format's own.
+
+    ``.json`` is JSON only (one document, with JSON's message and position: a YAML reading
+    would hide a missing comma behind a confusing YAML complaint); ``.yaml``/``.yml`` is YAML;
+    anything else (stdin, other names) is YAML, which reads JSON too. ``hubserve endpoint
+    create -f``, ``apply`` and ``plan`` all read files here, so they word errors alike.
+    """
+    if source.lower().endswith(".json"):
+        try:
+            return [json.loads(text)]
+        except json.JSONDecodeError as exc:
+            raise SpecsError(f"{source} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    try:
+        return [doc for doc in yaml.safe_load_all(text) if doc is not None]
+    except yaml.YAMLError as exc:
+        kind = "YAML" if source.lower().endswith((".yaml", ".yml")) else "YAML (or JSON)"
+        raise SpecsError(f"{source} is not valid {kind}: {_yaml_problem(exc)}") from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's problem and 1-based position, in the words JSON errors use."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        context = f" ({exc.context})" if exc.context else ""
+        return f"{exc.problem}{context} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(exc).split())
+
+
 def parse_specs(text: str, source: str = "specs", base_dir: Path | None = None) -> list[EndpointSpec]:
     """Parse and validate every spec in ``text``; SpecsError lists every problem found."""
-    try:
-        documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
-    except yaml.YAMLError as exc:
-        raise SpecsError(f"{source} is not valid YAML or JSON: {' '.join(str(exc).split())}") from None
+    documents = [doc for doc in parse_documents(text, source) if doc is not None]
     raw: list[Any] = []
     for document in documents:
         if isinstance(document, list):

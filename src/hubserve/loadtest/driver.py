@@ -14,7 +14,9 @@ Either way no request starts after the count or the duration runs out; those in 
 waited for (each at most ``timeout`` seconds).
 
 Per response it records the latency (first byte written, or the due time, to last byte read),
-the status, hubserve's ``x-model-latency-ms`` / ``x-overhead-latency-ms`` and ``x-cold-start``.
+the status, hubserve's ``x-model-latency-ms`` / ``x-overhead-latency-ms`` and ``x-cold-start``;
+of the first failure (a non-2xx answer, or none at all) it keeps what it said, so a run that fails
+tells why, not only how often.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from urllib.parse import urlsplit
 MODEL_HEADER = b"x-model-latency-ms"
 OVERHEAD_HEADER = b"x-overhead-latency-ms"
 COLD_HEADER = b"x-cold-start"
+_KEPT_BODY = 4096  # of the first failed answer's body
 _TRANSPORT_ERRORS = (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, IndexError)
 
 
@@ -57,8 +60,13 @@ class Results:
     overhead_ms: list[float] = field(default_factory=list)
     cold_starts: int = 0
     errors: dict[str, int] = field(default_factory=dict)  # no HTTP answer: exception name -> count
+    first_failure_status: int = 0  # of the first failure; 0: it had no HTTP answer (or none failed)
+    first_failure: str = ""  # its body (the start of it), or the exception when there was no answer
 
-    def record(self, status: int, latency_ms: float, headers: dict[bytes, bytes]) -> None:
+    def record(self, status: int, latency_ms: float, headers: dict[bytes, bytes], body: bytes = b"") -> None:
+        if not 200 <= status < 300 and not self.first_failure:
+            self.first_failure_status = status
+            self.first_failure = body[:_KEPT_BODY].decode("utf-8", errors="replace") or f"HTTP {status}"
         self.statuses.append(status)
         self.latencies_ms.append(latency_ms)
         if MODEL_HEADER in headers:
@@ -71,6 +79,8 @@ class Results:
     def fail(self, exc: BaseException) -> None:
         kind = type(exc).__name__
         self.errors[kind] = self.errors.get(kind, 0) + 1
+        if not self.first_failure:
+            self.first_failure = f"{kind}: {exc}" if str(exc) else kind
 
 
 class Budget:
@@ -102,21 +112,21 @@ class Connection:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def send(self) -> tuple[int, dict[bytes, bytes]]:
-        """Send the request once; the status and headers of its response (the body is read and dropped)."""
+    async def send(self) -> tuple[int, dict[bytes, bytes], bytes]:
+        """Send the request once; the status, headers and body of its response."""
         return await asyncio.wait_for(self._exchange(), self.timeout)
 
-    async def _exchange(self) -> tuple[int, dict[bytes, bytes]]:
+    async def _exchange(self) -> tuple[int, dict[bytes, bytes], bytes]:
         if self.writer is None or self.writer.is_closing():
             self.reader, self.writer = await asyncio.open_connection(
                 self.host, self.port, ssl=self.ssl, limit=1 << 22, server_hostname=self.host if self.ssl else None
             )
         assert self.reader is not None
         self.writer.write(self.request)
-        status, headers, keep_alive = await read_response(self.reader)
+        status, headers, keep_alive, body = await read_answer(self.reader)
         if not keep_alive:
             self.close()
-        return status, headers
+        return status, headers, body
 
     def close(self) -> None:
         if self.writer is not None:
@@ -135,6 +145,12 @@ def build_request(plan: Plan, path: str, query: str) -> bytes:
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[bytes, bytes], bool]:
     """Status, lower-cased headers and keep-alive of one response; its body is read and dropped."""
+    status, headers, keep_alive, _ = await read_answer(reader)
+    return status, headers, keep_alive
+
+
+async def read_answer(reader: asyncio.StreamReader) -> tuple[int, dict[bytes, bytes], bool, bytes]:
+    """Status, lower-cased headers, keep-alive and body of one response."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     status = int(lines[0].split(b" ", 2)[1])
@@ -144,25 +160,27 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[bytes, 
             name, _, value = line.partition(b":")
             headers[name.strip().lower()] = value.strip()
     if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+        chunks = []
         while True:
             size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0], 16)
-            await reader.readexactly(size + 2)  # the chunk and its CRLF
+            chunks.append((await reader.readexactly(size + 2))[:size])  # the chunk and its CRLF
             if size == 0:
                 break
+        body = b"".join(chunks)
     else:
-        await reader.readexactly(int(headers.get(b"content-length", b"0")))
-    return status, headers, headers.get(b"connection", b"").lower() != b"close"
+        body = await reader.readexactly(int(headers.get(b"content-length", b"0")))
+    return status, headers, headers.get(b"connection", b"").lower() != b"close", body
 
 
 async def _one(connection: Connection, results: Results, started: float) -> None:
     try:
-        status, headers = await connection.send()
+        status, headers, body = await connection.send()
     except _TRANSPORT_ERRORS as exc:
         connection.close()
         results.fail(exc)
         await asyncio.sleep(0.01)  # a refused connection must not turn into a busy loop
         return
-    results.record(status, (time.perf_counter() - started) * 1000.0, headers)
+    results.record(status, (time.perf_counter() - started) * 1000.0, headers, body)
 
 
 async def _closed_loop(connection: Connection, budget: Budget, results: Results) -> None:

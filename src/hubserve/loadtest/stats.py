@@ -7,6 +7,7 @@ Percentiles are nearest-rank: p99 is a latency some request actually had.
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from typing import Any
@@ -85,4 +86,32 @@ def summarise(results: Results, target: str, plan: dict[str, Any]) -> dict[str, 
         "cold_starts": results.cold_starts,
         "histogram": histogram(results.latencies_ms),
         "client_cpu_s": results.cpu_s,
+        "first_failure": _first_failure(results),
     }
+
+
+def failure_message(body: str) -> str:
+    """What an error body says: hubserve's ``error.message``, Inference Endpoints' ``error``,
+    SageMaker's ``Message``; else the text itself, on one line and cut short."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+        for found in (error, data.get("Message"), data.get("message"), data.get("detail")):
+            if isinstance(found, str) and found:
+                return found
+    text = " ".join(body.split())
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
+def _first_failure(results: Results) -> dict[str, Any] | None:
+    """The first failed request's status (None when it had no answer) and message; None when none failed."""
+    if not results.first_failure:
+        return None
+    status = results.first_failure_status or None
+    message = failure_message(results.first_failure) if status else results.first_failure
+    return {"status": status, "message": message}

@@ -14,6 +14,9 @@ const ROUTES = [
 ];
 
 const main = document.getElementById("main");
+// Whether the server asks for a token at all: without one there is nothing to sign out of.
+const serverConfig = fetch("/console/config").then((r) => (r.ok ? r.json() : { auth_required: true }))
+  .catch(() => ({ auth_required: true }));
 let timers = [];
 let generation = 0;
 
@@ -37,6 +40,7 @@ function leavePage() {
 async function route() {
   const mine = leavePage();
   if (!(await signedIn())) return renderLogin();
+  document.getElementById("logout").hidden = !(await serverConfig).auth_required;
   document.getElementById("nav").hidden = false;
   const hash = location.hash || "#/";
   for (const link of document.querySelectorAll("#nav a")) {

@@ -46,11 +46,12 @@ export function fmt(value, digits = 1) {
 
 export function ms(value) { return value === null || value === undefined ? "–" : `${fmt(value, value < 10 ? 2 : 1)} ms`; }
 
+// An amount of money to the cent, as `hubserve cost` prints it (cost/money.py): a trace under half a cent is "<$0.01".
 export function usd(value) {
   if (value === null || value === undefined) return "–";
-  if (Math.abs(value) >= 1) return `$${value.toFixed(2)}`;
-  if (value === 0) return "$0";
-  return `$${Number(value.toPrecision(3))}`;
+  if (value !== 0 && Math.abs(value) < 0.005) return value > 0 ? "<$0.01" : "-<$0.01";
+  const cents = Math.abs(value).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  return `${value < 0 ? "-" : ""}$${cents}`;
 }
 
 export function toast(message) {
