@@ -9,7 +9,6 @@ it out and waits for each endpoint; ``export`` writes the live endpoints as a fi
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,10 +23,12 @@ from hubserve.cli.common import (
     TokenOption,
     UrlOption,
     cli_errors,
+    confirm,
     fail,
     make_client,
     want_json,
 )
+from hubserve.cli.hints import in_cli_words
 from hubserve.declarative.diff import compact, normalise
 from hubserve.declarative.load import SpecsError, load_specs
 from hubserve.declarative.plan import Action, Plan, make_plan
@@ -86,9 +87,7 @@ def apply(
                 output.print_json({"plan": the_plan.to_json(), "results": []})
             return
         if not yes:
-            if not sys.stdin.isatty():
-                raise fail("not applying: stdin is not a terminal to confirm on; pass --yes to apply without asking")
-            typer.confirm("Apply these changes?", abort=True, err=True)
+            confirm("Apply these changes?", "apply", "applying")
         results = _carry_out(client, the_plan)
         if wait:
             pending: dict[str, str] = {a.name: a.kind for a in the_plan.actions if a.kind != "unchanged" and a.name not in results}
@@ -165,7 +164,8 @@ def _carry_out(client: Client, the_plan: Plan) -> dict[str, tuple[str, str | Non
         try:
             _send(client, action)
         except HubserveError as error:
-            failures[action.name] = ("error", f"{action.kind} refused ({error.status} {error.type}): {error.message}")
+            message = in_cli_words(error.message)
+            failures[action.name] = ("error", f"{action.kind} refused ({error.status} {error.type}): {message}")
     return failures
 
 
@@ -179,12 +179,15 @@ def _send(client: Client, action: Action) -> None:
 
 
 def _wait_all(client: Client, pending: dict[str, str], timeout: float) -> dict[str, tuple[str, str | None]]:
-    """Poll every changed endpoint until it serves, fails or is gone; a spinner shows their states."""
+    """Poll every changed endpoint until it serves, fails or is gone; a spinner shows their states and reasons.
+
+    The server answers each change with the state it leads to (``updating``, ``initializing``), so
+    the first poll already sees it.
+    """
     results: dict[str, tuple[str, str | None]] = {}
     states: dict[str, str] = {}
     deadline = time.monotonic() + timeout
     with output.console(stderr=True).status("Applying...") as spinner:
-        time.sleep(0.5)  # an update's rollout starts on the server's next loop turn; let it show
         while pending:
             for name, kind in list(pending.items()):
                 try:
@@ -196,11 +199,12 @@ def _wait_all(client: Client, pending: dict[str, str], timeout: float) -> dict[s
                         continue
                     raise
                 state = str(description.get("state"))
-                states[name] = state
+                reason = description.get("reason")
+                states[name] = f"{state} ({in_cli_words(reason)})" if isinstance(reason, str) and reason else state
                 if kind != "delete" and state in READY_STATES:
                     results[name] = (state, None)
                 elif state in FAILED_STATES:
-                    results[name] = (state, description.get("reason"))
+                    results[name] = (state, in_cli_words(reason) if isinstance(reason, str) else reason)
                 else:
                     continue
                 pending.pop(name)
