@@ -63,6 +63,13 @@ class SpecError(ValidationError):
     status = 422
 
 
+class GenerationLimitExceeded(ValidationError):
+    """A generation asks for more than the endpoint allows (``max_new_tokens`` over its cap): 422, as TGI answers."""
+
+    status = 422
+    type = "GenerationLimitExceeded"
+
+
 class Unauthorized(HubserveError):
     status = 401
     type = "UnauthorizedError"
@@ -176,7 +183,7 @@ class ClientClosed(HubserveError):
 
 ERROR_TYPES: dict[str, type[HubserveError]] = {
     cls.type: cls
-    for cls in (ValidationError, ModelError, ModelNotReady, ReplicaCrashed, Throttled, PayloadTooLarge, InvocationTimeout)
+    for cls in (ValidationError, GenerationLimitExceeded, ModelError, ModelNotReady, ReplicaCrashed, Throttled, PayloadTooLarge, InvocationTimeout)
 }
 
 

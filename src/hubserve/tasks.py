@@ -45,6 +45,12 @@ TASK_EXAMPLES: dict[str, dict[str, Any]] = {
     "text-generation": {"inputs": "Once upon a time", "parameters": {"max_new_tokens": 16}},
 }
 
+# Tasks whose answers are generated token by token: they stream (TGI's and OpenAI's formats on their
+# routes), batch continuously in the replica and report time to first token and inter-token latency.
+GENERATIVE_TASKS: frozenset[str] = frozenset({"text-generation", "text2text-generation", "summarization", "translation"})
+# Tasks the OpenAI embeddings route serves (``/endpoints/{name}/v1/embeddings``).
+EMBEDDING_TASKS: frozenset[str] = frozenset({"feature-extraction", "sentence-embeddings"})
+
 TASK_ALIASES: dict[str, str] = {
     "sentiment-analysis": "text-classification",
     "ner": "token-classification",

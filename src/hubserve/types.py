@@ -18,6 +18,8 @@ import time
 from collections.abc import AsyncGenerator, Callable
 from typing import Literal, Protocol
 
+import msgspec
+
 InvocationKind = Literal["sync", "async", "batch"]
 
 
@@ -122,3 +124,64 @@ class Channel(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+# --- generation: what a replica of a generative task answers, whatever the route's dialect ----
+#
+# The routes (TGI's, OpenAI's, the toolkit's, SageMaker's) turn their request into the neutral
+# request below and send it with ``accept=GENERATION_MEDIA_TYPE``; the replica then answers in
+# the neutral shapes below, and each route renders them in its own dialect. Without that accept
+# (async and batch inference, plain toolkit calls) the replica answers the toolkit's
+# ``[{"generated_text": ...}]``.
+#
+# Neutral request body (JSON): ``{"inputs": <prompt string> | <chat messages: [{"role", "content"}]>,
+# "parameters": {...}}``; messages go through the tokenizer's chat template in the replica (a 400
+# when the model has none). Parameters, TGI's names: max_new_tokens, do_sample (greedy unless true),
+# temperature, top_k, top_p, repetition_penalty, seed, stop (list of strings), details,
+# decoder_input_details, return_full_text (default false, as TGI).
+#
+# Stream (``Invocation.stream``): one ``Part`` per generated token, its body a ``GeneratedToken``
+# (JSON), then the ``End`` whose body is the ``CompletionSummary``. Not streamed: the ``End``
+# body is the ``CompletionSummary``, with ``tokens`` (and ``prefill``) when details were asked.
+
+GENERATION_MEDIA_TYPE = "application/vnd.hubserve.generation+json"
+
+FinishReason = Literal["length", "eos_token", "stop_sequence"]
+
+
+class GeneratedToken(msgspec.Struct, omit_defaults=True):
+    """One token as it is generated: its id, its text (decoded in context), its log-probability."""
+
+    id: int
+    text: str
+    logprob: float
+    special: bool = False
+
+
+class PrefillToken(msgspec.Struct):
+    """One token of the prompt (``decoder_input_details``); the first has no log-probability."""
+
+    id: int
+    text: str
+    logprob: float | None = None
+
+
+class CompletionSummary(msgspec.Struct, omit_defaults=True):
+    """A finished generation: the text, why it stopped and its token counts (OpenAI's ``usage``)."""
+
+    generated_text: str
+    finish_reason: FinishReason
+    generated_tokens: int
+    prompt_tokens: int
+    seed: int | None = None
+    tokens: list[GeneratedToken] | None = None  # details: every generated token
+    prefill: list[PrefillToken] | None = None  # decoder_input_details, where the model allows
+
+
+class EngineStats(msgspec.Struct):
+    """A replica's continuous-batching engine, as last reported (a ``Stats`` frame): the levels metrics sample."""
+
+    running: int  # sequences in the running batch
+    waiting: int  # sequences queued in the replica for a place in it
+    batch_size: int  # sequences in the last decoding step
+    generated_tokens: int  # since the replica started (a counter)
