@@ -205,6 +205,27 @@ class BatchingSpec(_Strict):
     )
 
 
+class GenerationSpec(_Strict):
+    """Text generation on a generative endpoint: how many new tokens a request gets and may ask for."""
+
+    max_new_tokens_limit: Annotated[int, _Between(1, 1_000_000)] = Field(
+        default=2048,
+        description="The most max_new_tokens a request may ask; over it is a 422 (GenerationLimitExceeded).",
+    )
+    default_max_new_tokens: Annotated[int, _Between(1, 1_000_000)] = Field(
+        default=256, description="max_new_tokens of a request that names none (at most max_new_tokens_limit)."
+    )
+
+    @model_validator(mode="after")
+    def _default_within_limit(self) -> GenerationSpec:
+        if self.default_max_new_tokens > self.max_new_tokens_limit:
+            raise ValueError(
+                f"default_max_new_tokens ({self.default_max_new_tokens}) must not exceed "
+                f"max_new_tokens_limit ({self.max_new_tokens_limit})"
+            )
+        return self
+
+
 class AsyncNotificationSpec(_Strict):
     """Webhooks called (POST JSON, with retries) when an async inference succeeds or fails."""
 
@@ -240,6 +261,9 @@ class EndpointSpec(_Strict):
     model: ModelSpec
     compute: Compute = Field(default_factory=ServerlessCompute)
     batching: BatchingSpec = Field(default_factory=BatchingSpec)
+    generation: GenerationSpec | None = Field(
+        default=None, description="Text generation limits (generative tasks); default: 256 new tokens, at most 2048."
+    )
     env: dict[str, str] = Field(default_factory=dict, description="Environment variables for the replicas.")
     custom_code: bool = Field(
         default=False, description="Run the folder's handler.py or code/inference.py (off: they are ignored)."

@@ -44,7 +44,8 @@ CASES = [
     ("fill-mask", "fill-mask", {"inputs": "Paris is the [MASK] of France."}),
     ("sentence-transformers", "sentence-similarity", {"inputs": {"source_sentence": "a", "sentences": ["b", "c"]}}),
     ("text2text-generation", "summarization", {"inputs": "A long article.", "parameters": {"do_sample": False}}),
-    ("text-generation", "text-generation", {"inputs": "Once upon a time", "parameters": {"do_sample": False}}),
+    # num_return_sequences: the replica runs it on the transformers pipeline, as in-process (not its generation engine)
+    ("text-generation", "text-generation", {"inputs": "Once upon a time", "parameters": {"do_sample": False, "num_return_sequences": 1}}),
 ]
 
 

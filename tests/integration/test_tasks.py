@@ -131,9 +131,12 @@ def test_seq2seq_tasks(api: httpx.Client, task_endpoints: dict[str, str], name: 
 
 
 def test_text_generation(api: httpx.Client, task_endpoints: dict[str, str]) -> None:
-    body = {"inputs": "Once upon a time", "parameters": {"max_new_tokens": 4, "do_sample": False}}
+    body = {"inputs": "Once upon a time", "parameters": {"max_new_tokens": 4, "return_full_text": True}}
     result = invoke(api, "tg", body).json()
     assert isinstance(result[0]["generated_text"], str) and result[0]["generated_text"].lower().startswith("once upon a time")
+    # The default is the new text only, as TGI answers (greedy, so the same text each time).
+    tail = invoke(api, "tg", {"inputs": "Once upon a time", "parameters": {"max_new_tokens": 4}}).json()
+    assert result[0]["generated_text"].endswith(tail[0]["generated_text"]) and not tail[0]["generated_text"].startswith("Once")
 
 
 def test_list_shows_every_task_endpoint(api: httpx.Client, task_endpoints: dict[str, str]) -> None:

@@ -189,11 +189,12 @@ def test_zero_shot_classification(load: Load) -> None:
 
 def test_text_generation(load: Load) -> None:
     model = load("text-generation")
-    result = predict(model, {"inputs": "Hello", "parameters": {"max_new_tokens": 3}})
-    assert len(result) == 1 and result[0]["generated_text"].startswith("Hello")
+    full = predict(model, {"inputs": "Hello", "parameters": {"max_new_tokens": 3, "return_full_text": True}})
+    assert len(full) == 1 and full[0]["generated_text"].startswith("Hello")
 
-    tail = predict(model, {"inputs": "Hello", "parameters": {"max_new_tokens": 3, "return_full_text": False}})
-    assert isinstance(tail[0]["generated_text"], str)
+    tail = predict(model, {"inputs": "Hello", "parameters": {"max_new_tokens": 3}})  # only the new text, as TGI
+    assert isinstance(tail[0]["generated_text"], str) and not tail[0]["generated_text"].startswith("Hello")
+    assert predict(model, {"inputs": "Hello", "parameters": {"max_new_tokens": 3}}) == tail  # greedy by default
 
     batch = predict(model, {"inputs": ["Hello", "Bye"], "parameters": {"max_new_tokens": 2}})
     assert len(batch) == 2 and all(len(item) == 1 for item in batch)

@@ -5,7 +5,8 @@ final part built from the ``End``. An error ``End`` is raised as the error the r
 (``errors.from_type``); a dropped connection fails everything in flight with ReplicaCrashed.
 Giving up on an invocation (cancelling the task awaiting ``call``, closing or cancelling a
 ``stream`` before its final part) sends a ``Cancel`` frame and forgets the id: frames that
-still arrive for it are ignored.
+still arrive for it are ignored. A ``Stats`` frame (a replica's generation engine's levels) is
+kept as ``stats``, the latest one, for the metrics sampler.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import itertools
 from collections.abc import AsyncGenerator
 
 from hubserve.errors import ReplicaCrashed, from_type
-from hubserve.types import Invocation, Part, Reply
+from hubserve.types import EngineStats, Invocation, Part, Reply
 from hubserve.worker import protocol
 from hubserve.worker.protocol import Cancel, End, Request, decode_frame, encode_frame, read_payload
 
@@ -28,6 +29,7 @@ class SocketChannel:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, replica_id: str) -> None:
         self.replica_id = replica_id
+        self.stats: EngineStats | None = None  # the replica's generation engine, as last reported
         self._reader = reader
         self._writer = writer
         self._loop = asyncio.get_running_loop()
@@ -153,6 +155,9 @@ class SocketChannel:
                         if not future.done():
                             future.set_result(frame)
                         continue
+                elif isinstance(frame, protocol.Stats):
+                    self.stats = EngineStats(frame.running, frame.waiting, frame.batch_size, frame.generated_tokens)
+                    continue
                 elif not isinstance(frame, protocol.Part):
                     continue  # a gateway-to-replica frame has no business here
                 queue = self._streams.get(frame.id)

@@ -244,9 +244,20 @@ class Controller:
             allow_missing_weights=spec.model.allow_missing_weights,
             max_batch_size=spec.batching.max_batch_size,
             max_batch_tokens=spec.batching.max_batch_tokens,
+            **_generation_launch(spec),
             env=dict(spec.env),
             storage_options=s3,
         )
+
+
+def _generation_launch(spec: EndpointSpec) -> dict[str, int]:
+    """The spec's generation block as launch fields (none: the launch's defaults, 256 and 2048)."""
+    if spec.generation is None:
+        return {}
+    return {
+        "default_max_new_tokens": spec.generation.default_max_new_tokens,
+        "max_new_tokens_limit": spec.generation.max_new_tokens_limit,
+    }
 
 
 def _optional_path(path: Path | None) -> str | None:

@@ -172,6 +172,10 @@ def _generation_inputs(tokenizer: Any, generation_config: Any) -> Prepare:
             )
         if not chat:
             inputs, params = _texts("text-generation")(inputs, params)
+        # As the replica's generation engine answers (models/textgen): greedy unless asked to sample,
+        # and only the new text, as TGI; the pipeline's own defaults were sampling and the prompt included.
+        params.setdefault("do_sample", False)
+        params.setdefault("return_full_text", False)
         generation = {k: v for k, v in params.items() if k in GENERATION_PARAMETERS}
         check_generation(generation_config, generation)
         return inputs, params

@@ -14,7 +14,9 @@ in the inference thread when the request asked for a stream; each item goes out 
 ``Part`` through the request's ``Sink`` and the ``End`` follows with an empty body. A cancel
 sets the sink's ``stopped`` event, checked before each next item, so the generator is closed
 between two parts and the thread is free again. Anything else a stream request gets is one
-``End`` with the whole answer.
+``End`` with the whole answer, except the encoder-decoder generation tasks asked for the neutral
+generation answers (``types.GENERATION_MEDIA_TYPE``): those run alone here, a ``Part`` per token
+(``run_seq2seq``); a text-generation replica's engine serves its own (worker/generating.py).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from hubserve.errors import ValidationError
 from hubserve.models import batching
 from hubserve.models.jsonable import to_jsonable
 from hubserve.models.loading import LoadedModel
+from hubserve.models.textgen.params import Sampling
+from hubserve.types import GENERATION_MEDIA_TYPE
 from hubserve.worker.batcher import Pending
 from hubserve.worker.csv_codec import CSV, decode_csv, encode_csv, wants_csv
 from hubserve.worker.protocol import End, Part, Request, encode_frame
@@ -160,6 +164,7 @@ class Planned:
     request: Request
     prepared: batching.Prepared | None = None  # None: custom code, run through ``handle``
     sink: Sink | None = None  # a stream request to a model that may stream
+    generation: tuple[str, Sampling] | None = None  # an encoder-decoder prompt for the neutral answers
 
 
 def plan(model: LoadedModel, request: Request, sink: Sink | None = None) -> Pending | End:
@@ -182,11 +187,33 @@ def streams(model: Any) -> bool:
 
 def run_planned(model: LoadedModel, batch: list[Planned], batch_size: int) -> list[End]:
     """Run one batch (requests with one key) in the inference thread; one answer per request."""
+    if any(planned.generation is not None for planned in batch):
+        return [run_seq2seq(model, planned) for planned in batch]
     if any(planned.prepared is None for planned in batch):
         return [handle(model, planned.request, planned.sink) for planned in batch]
     prepared = [planned.prepared for planned in batch if planned.prepared is not None]
     results = batching.run(model, prepared, batch_size)
     return [_respond(planned.request.id, result, planned.request.accept) for planned, result in zip(batch, results, strict=True)]
+
+
+def run_seq2seq(model: LoadedModel, planned: Planned) -> End:
+    """One encoder-decoder prompt: each token as a Part (a stream with a sink), then the summary's End."""
+    from hubserve.models.textgen.seq2seq import generate_stream
+
+    assert planned.generation is not None
+    request_id, sink = planned.request.id, planned.sink
+    prompt, sampling = planned.generation
+
+    def on_token(token: Any) -> None:
+        if sink is not None and not sink.stopped.is_set():
+            sink.send(Part(request_id, _json_encoder.encode(token), GENERATION_MEDIA_TYPE))
+
+    try:
+        stopped = sink.stopped.is_set if sink is not None else (lambda: False)
+        summary = generate_stream(model.predictor, prompt, sampling, on_token, stopped)  # type: ignore[arg-type]
+        return End(request_id, True, _json_encoder.encode(summary), GENERATION_MEDIA_TYPE)
+    except Exception as exc:
+        return error_response(request_id, exc)
 
 
 def read_url(url: str, storage_options: dict[str, dict[str, str]]) -> bytes:

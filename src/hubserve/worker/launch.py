@@ -31,6 +31,9 @@ class ReplicaLaunch(msgspec.Struct, frozen=True, kw_only=True):
     allow_missing_weights: bool = False  # serve a checkpoint that lacks weights of the task's model (random)
     max_batch_size: int | None = None
     max_batch_tokens: int | None = None
+    # Generation (spec ``generation``): the max_new_tokens a request gets by default and the most it may ask.
+    default_max_new_tokens: int = 256
+    max_new_tokens_limit: int = 2048
     env: dict[str, str] = msgspec.field(default_factory=dict)
     # fsspec options for payload URLs the replica opens itself (s3:// bodies): {"s3": {"endpoint_url": ...}}
     storage_options: dict[str, dict[str, str]] = msgspec.field(default_factory=dict)

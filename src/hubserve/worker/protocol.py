@@ -2,7 +2,9 @@
 
 gateway -> replica: ``Request`` (one invocation) and ``Cancel`` (the gateway no longer wants it).
 replica -> gateway: zero or more ``Part`` frames (stream requests only), then one ``End`` per
-request, whether it succeeded or not. A cancelled request gets no frame at all.
+request, whether it succeeded or not. A cancelled request gets no frame at all. A replica that
+runs a generation engine also sends ``Stats`` (its engine's levels, ``types.EngineStats``) on
+every open connection, at most every 100 ms while they change; other replicas never send it.
 
 Every frame is a tagged, array-like msgspec struct (the tag is the first array element), so one
 decoder reads either direction's frames and dispatch is a type check. The request carries the
@@ -56,7 +58,16 @@ class End(msgspec.Struct, tag="end", array_like=True):
     error_message: str = ""
 
 
-Frame = Request | Cancel | Part | End
+class Stats(msgspec.Struct, tag="stats", array_like=True):
+    """The replica's generation engine now (the fields of ``types.EngineStats``): for metrics, not a request's."""
+
+    running: int
+    waiting: int
+    batch_size: int
+    generated_tokens: int
+
+
+Frame = Request | Cancel | Part | End | Stats
 
 _encoder = msgspec.msgpack.Encoder()
 _frame_decoder = msgspec.msgpack.Decoder(Frame)

@@ -21,6 +21,12 @@ those that arrive while a batch runs are run together in the next one, within
 ``hubserve-replica-batch {json}`` line (at most one line a second; ``batches`` and
 ``batched_requests`` count every such batch since the start).
 
+A text-generation replica also runs a continuous-batching engine in its own thread
+(models/textgen/engine.py, wired by worker/generating.py): its requests bypass the batcher, join
+the running batch at the next decoding step and stream a ``Part`` per token when asked. Its
+levels go to every open connection as ``Stats`` frames, at most every ``STATS_INTERVAL_S``
+while they change.
+
 A ``Cancel`` frame drops its request: unqueued if it still waits (its batch slot is freed), its
 answer discarded if it runs, and a stream stopped between two parts (handling.Sink). A stream
 request gets ``Part`` frames where the model streams (handling.py), then its ``End``.
@@ -53,15 +59,27 @@ import msgspec
 
 from hubserve.logs.stamp import stamp_output
 from hubserve.models.batching import Limits, default_limits
+from hubserve.models.textgen.params import GenerationLimits
+from hubserve.tasks import GENERATIVE_TASKS
+from hubserve.types import EngineStats
 from hubserve.worker.batcher import BatchDone, Batcher, Pending
+from hubserve.worker.generating import (
+    GenerationCall,
+    parse_generation,
+    plan_seq2seq,
+    seq2seq_streams,
+    start_engine,
+    wants_generation,
+)
 from hubserve.worker.handling import Planned, Sink, body_from_url, error_response, plan, run_planned, streams
 from hubserve.worker.launch import ReplicaLaunch, decode_launch
-from hubserve.worker.protocol import Cancel, End, Request, decode_frame, encode_frame, read_payload
+from hubserve.worker.protocol import Cancel, End, Request, Stats, decode_frame, encode_frame, read_payload
 
 READY_LINE = "hubserve-replica-ready"
 TIMING_PREFIX = "hubserve-replica-timing "
 BATCH_PREFIX = "hubserve-replica-batch "
 BATCH_LOG_INTERVAL_S = 1.0
+STATS_INTERVAL_S = 0.1
 
 
 def _print_timing(**fields: float) -> None:
@@ -106,15 +124,18 @@ def resolve_limits(model: Any, device: str, max_batch_size: int | None, max_batc
 class ReplicaServer:
     """Serves one loaded model to any number of gateway connections, batching what arrives together.
 
-    ``storage_options``: fsspec options per protocol for payload URLs (``body_url``) it opens.
+    ``storage_options``: fsspec options per protocol for payload URLs (``body_url``) it opens;
+    ``generation``: the endpoint's max_new_tokens default and cap.
     """
 
     def __init__(
-        self, model: Any, limits: Limits | None = None, storage_options: dict[str, dict[str, str]] | None = None
-    ) -> None:
+        self, model: Any, limits: Limits | None = None, storage_options: dict[str, dict[str, str]] | None = None,
+        generation: GenerationLimits | None = None,
+    ) -> None:  # fmt: skip
         self._model = model
         self.limits = limits or resolve_limits(model, "cpu", None, None)
         self._streams = streams(model)
+        self._seq2seq_streams = seq2seq_streams(model)
         self._storage_options = storage_options or {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self.batcher = Batcher(
@@ -128,9 +149,21 @@ class ReplicaServer:
         self._batches = 0
         self._batched_requests = 0
         self._last_report = 0.0
+        self.generation_limits = generation or GenerationLimits()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._stats_handle: asyncio.Handle | None = None
+        self._stats_sent: EngineStats | None = None
+        self._stats_at = 0.0
+        self.engine = start_engine(
+            model, max_batch_size=self.limits.max_batch_size, max_batch_tokens=self.limits.max_batch_tokens,
+            on_change=self._stats_changed,
+        )  # fmt: skip
 
     async def serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        inflight: dict[int, Pending] = {}  # this connection's requests, queued or running, by id
+        inflight: dict[int, Pending | GenerationCall] = {}  # this connection's requests, queued or running, by id
+        self._loop = asyncio.get_running_loop()
+        self._writers.add(writer)
         try:
             while True:
                 try:
@@ -153,6 +186,7 @@ class ReplicaServer:
             for pending in inflight.values():
                 _drop(pending)
             inflight.clear()
+            self._writers.discard(writer)
             writer.close()
 
     async def _load_body(self, request: Request, writer: asyncio.StreamWriter) -> Request | None:
@@ -163,16 +197,72 @@ class ReplicaServer:
             return None
         return loaded
 
-    def _accept(self, request: Request, writer: asyncio.StreamWriter, inflight: dict[int, Pending]) -> None:
+    def _accept(
+        self, request: Request, writer: asyncio.StreamWriter, inflight: dict[int, Pending | GenerationCall]
+    ) -> None:
         """Plan a request and queue it, or answer a bad one at once (it never queues)."""
-        sink = Sink(asyncio.get_running_loop(), partial(_write, writer)) if request.stream and self._streams else None
-        planned = plan(self._model, request, sink)
+        if self.engine is not None and self._generate(request, writer, inflight):
+            return
+        can_stream = self._streams or (self._seq2seq_streams and wants_generation(request.accept))
+        sink = Sink(asyncio.get_running_loop(), partial(_write, writer)) if request.stream and can_stream else None
+        planned = plan_seq2seq(self._model, self.generation_limits, request) if self._seq2seq_streams else None
+        if isinstance(planned, Pending) and sink is not None:
+            planned.payload.sink = sink
+        if planned is None:
+            planned = plan(self._model, request, sink)
         if isinstance(planned, End):
             _write(writer, encode_frame(planned))
             return
         future = self.batcher.submit(planned)
         inflight[request.id] = planned
         future.add_done_callback(partial(_deliver, writer, inflight, planned))
+
+    def _generate(
+        self, request: Request, writer: asyncio.StreamWriter, inflight: dict[int, Pending | GenerationCall]
+    ) -> bool:
+        """Hand a request to the generation engine; False when the pipeline answers it (batcher)."""
+        assert self.engine is not None
+        try:
+            parsed = parse_generation(self.engine, self.generation_limits, request)
+        except Exception as exc:
+            _write(writer, encode_frame(error_response(request.id, exc)))
+            return True
+        if parsed is None:
+            return False
+
+        def done(call: GenerationCall) -> None:
+            if inflight.get(request.id) is call:
+                del inflight[request.id]
+
+        call = GenerationCall(self.engine, request, asyncio.get_running_loop(), partial(_write, writer), done)
+        inflight[request.id] = call
+        call.start(*parsed)
+        return True
+
+    def _stats_changed(self, stats: EngineStats) -> None:
+        """From the engine's thread after each step: schedule a Stats frame on the loop."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._schedule_stats)
+
+    def _schedule_stats(self) -> None:
+        if self._stats_handle is not None or self._loop is None:
+            return
+        delay = max(0.0, self._stats_at + STATS_INTERVAL_S - time.monotonic())
+        self._stats_handle = self._loop.call_later(delay, self._send_stats)
+
+    def _send_stats(self) -> None:
+        """The engine's levels to every open connection, unless nothing changed since the last."""
+        self._stats_handle = None
+        if self.engine is None:
+            return
+        stats = self.engine.stats()
+        if stats == self._stats_sent:
+            return
+        self._stats_sent, self._stats_at = stats, time.monotonic()
+        frame = encode_frame(Stats(stats.running, stats.waiting, stats.batch_size, stats.generated_tokens))
+        for writer in list(self._writers):
+            _write(writer, frame)
 
     def _run(self, batch: list[Planned]) -> list[End]:
         """One batch, in the inference thread."""
@@ -201,15 +291,20 @@ class ReplicaServer:
         print(BATCH_PREFIX + json.dumps(fields), flush=True)
 
 
-def _drop(pending: Pending) -> None:
+def _drop(pending: Pending | GenerationCall) -> None:
     """Cancel one request: the batcher skips it if queued, discards its answer if it runs; a stream stops."""
+    if isinstance(pending, GenerationCall):
+        pending.cancel()  # its sequences leave the engine's batch at the next step
+        return
     pending.future.cancel()
     sink = pending.payload.sink
     if sink is not None:
         sink.stopped.set()
 
 
-def _deliver(writer: asyncio.StreamWriter, inflight: dict[int, Pending], pending: Pending, done: asyncio.Future[Any]) -> None:
+def _deliver(
+    writer: asyncio.StreamWriter, inflight: dict[int, Pending | GenerationCall], pending: Pending, done: asyncio.Future[Any]
+) -> None:
     request_id = pending.payload.request.id
     if inflight.get(request_id) is pending:
         del inflight[request_id]
@@ -276,7 +371,7 @@ def main(argv: list[str] | None = None) -> None:
         )  # fmt: skip
         limits = resolve_limits(model, launch.device, launch.max_batch_size, launch.max_batch_tokens)
         if args.info_file is not None:
-            _write_info(args.info_file, model, task, model_dir, limits)
+            _write_info(args.info_file, model, task, model_dir, limits, launch)
     except BaseException as exc:  # any failure to start is the endpoint's failure reason
         _fail(args.error_file, "weights" if getattr(exc, "phase", None) == "weights" else phase, exc)
     loaded = time.perf_counter()
@@ -286,13 +381,20 @@ def main(argv: list[str] | None = None) -> None:
         resolve_s=round(resolved - imported, 4),
     )  # fmt: skip
     print(f"batching: at most {limits.max_batch_size} sequences and {limits.max_batch_tokens} tokens a batch", flush=True)
-    asyncio.run(_serve(args.socket, ReplicaServer(model, limits, launch.storage_options)))
+    generation = GenerationLimits(launch.default_max_new_tokens, launch.max_new_tokens_limit)
+    asyncio.run(_serve(args.socket, ReplicaServer(model, limits, launch.storage_options, generation)))
 
 
-def _write_info(path: Path, model: Any, task: str, model_dir: Path, limits: Limits) -> None:
-    """What the replica chose, for describe: the task (inferred or given), the runtime, the batching limits."""
+def _write_info(path: Path, model: Any, task: str, model_dir: Path, limits: Limits, launch: ReplicaLaunch) -> None:
+    """What the replica chose, for describe: the task (inferred or given), the runtime, the batching limits,
+    and for a generative task how it generates (``continuous``: the engine; ``one-at-a-time``: seq2seq)."""
     batching_info = {"max_batch_size": limits.max_batch_size, "max_batch_tokens": limits.max_batch_tokens}
-    info = {"task": task, "model_dir": str(model_dir), "runtime": model.runtime_info, "batching": batching_info}
+    info: dict[str, Any] = {"task": task, "model_dir": str(model_dir), "runtime": model.runtime_info, "batching": batching_info}
+    if task in GENERATIVE_TASKS and not getattr(model, "custom", False):
+        info["generation"] = {
+            "batching": "continuous" if task == "text-generation" else "one-at-a-time",
+            "default_max_new_tokens": launch.default_max_new_tokens, "max_new_tokens_limit": launch.max_new_tokens_limit,
+        }  # fmt: skip
     path.write_text(json.dumps(info))
 
 

@@ -51,7 +51,9 @@ from hubserve.worker.protocol import (
 # preload() and looking for new entries in sys.modules). A module that fails to import is
 # skipped and reported in the zygote's log. Marian's tokenizer needs sentencepiece, so it is
 # left to the replicas that use it.
-_ARCHITECTURES = ("bert", "distilbert", "roberta", "xlm_roberta", "deberta_v2", "mpnet", "bart", "t5", "gpt2", "marian")
+_ARCHITECTURES = (
+    "bert", "distilbert", "roberta", "xlm_roberta", "deberta_v2", "mpnet", "bart", "t5", "gpt2", "marian", "llama",
+)  # fmt: skip
 _TOKENIZERS = (
     "bert.tokenization_bert", "bert.tokenization_bert_legacy", "distilbert.tokenization_distilbert",
     "roberta.tokenization_roberta", "xlm_roberta.tokenization_xlm_roberta", "deberta_v2.tokenization_deberta_v2",
@@ -88,6 +90,7 @@ PRELOAD_MODULES: tuple[str, ...] = (
     "hubserve.models.predictors",
     "hubserve.models.qa",
     "hubserve.models.seq2seq",
+    "hubserve.models.textgen.seq2seq",  # imported by the first encoder-decoder stream
     "hubserve.models.custom",
     "hubserve.models.weights",
 )
