@@ -25,6 +25,7 @@ from hubserve.api import (
 )
 from hubserve.api.auth import Authentication
 from hubserve.api.errors import install_error_handlers
+from hubserve.api.generation import routes as generation_routes
 from hubserve.services import Services
 from hubserve.settings import Settings
 
@@ -72,6 +73,7 @@ def build_app(settings: Settings, running: Lifespan) -> FastAPI:
     install_error_handlers(app)
     app.include_router(management.router)
     app.include_router(invocation.router)
+    app.include_router(generation_routes.router)  # TGI's and OpenAI's routes on each endpoint
     app.include_router(async_invocation.router)
     app.include_router(batch_jobs.router)
     app.include_router(observability.router)

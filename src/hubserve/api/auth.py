@@ -37,11 +37,18 @@ PUBLIC_ROUTES: tuple[PublicRoute, ...] = (
     PublicRoute("GET", "/docs/oauth2-redirect", "part of the documentation page"),
     PublicRoute("GET", "/redoc", "the API's documentation (no data)"),
     PublicRoute("POST", "/", "SageMaker control plane: authenticated in its route by SigV4, the token as secret key"),
-    # Invocation dialects: SageMaker InvokeEndpoint and HF toolkit clients send no bearer token; they stay
+    # Invocation dialects: SageMaker InvokeEndpoint, HF toolkit, TGI and OpenAI clients need no bearer token; they stay
     # open until endpoints get visibility (public, protected, private) with scoped tokens.
     PublicRoute("POST", "/endpoints/{name}", "invocation, Hugging Face toolkit shape"),
     PublicRoute("POST", "/endpoints/{name}/invocations", "invocation, SageMaker InvokeEndpoint shape"),
     PublicRoute("POST", "/endpoints/{name}/invocations-response-stream", "invocation, SageMaker response stream"),
+    PublicRoute("POST", "/endpoints/{name}/generate", "invocation, text-generation-inference's /generate"),
+    PublicRoute("POST", "/endpoints/{name}/generate_stream", "invocation, text-generation-inference's stream"),
+    PublicRoute("POST", "/endpoints/{name}/v1/chat/completions", "invocation, OpenAI's chat completions"),
+    PublicRoute("POST", "/endpoints/{name}/v1/completions", "invocation, OpenAI's completions"),
+    PublicRoute("POST", "/endpoints/{name}/v1/embeddings", "invocation, OpenAI's embeddings"),
+    PublicRoute("GET", "/endpoints/{name}/v1/models", "the endpoint as OpenAI's model list, beside its routes"),
+    PublicRoute("GET", "/endpoints/{name}/v1/models/{model:path}", "the endpoint as OpenAI's model, as above"),
     PublicRoute("POST", "/endpoints/{name}/async-invocations", "async invocation (SageMaker InvokeEndpointAsync)"),
     PublicRoute("GET", "/endpoints/{name}/async-invocations", "async inferences of an endpoint, like the route above"),
     PublicRoute("GET", "/endpoints/{name}/async-invocations/{id}", "one async inference, like the routes above"),

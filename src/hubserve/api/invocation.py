@@ -9,12 +9,17 @@ in the replica. SageMaker's InvokeEndpointWithResponseStream frames the parts as
 ``PayloadPart`` events instead. Only an endpoint that can answer in parts is streamed (``streams``);
 a stream asked of any other is refused with a 400 that says so, on every route, rather than answered
 with one JSON body that a streaming client would read as an empty stream.
+
+A generative endpoint (``tasks.GENERATIVE_TASKS``, not custom code) is answered through the neutral
+generation request instead (``api/generation/toolkit.py``): its stream is text-generation-inference's
+server-sent events (in ``PayloadPart`` events on SageMaker's route), its one-piece answer the toolkit's
+``[{"generated_text": ...}]`` with TGI's ``details`` when asked.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import msgspec
@@ -25,12 +30,14 @@ from starlette.background import BackgroundTask
 
 from hubserve.api import deps
 from hubserve.api.errors import error_response
+from hubserve.api.generation import neutral, toolkit
 from hubserve.api.sagemaker import eventstream
 from hubserve.api.sagemaker.invocations import code_and_status, response_headers, sagemaker_error, status_of
 from hubserve.errors import HubserveError, ValidationError
 from hubserve.gateway import InvocationStream
 from hubserve.gateway.admission import payload_too_large
 from hubserve.spec import EndpointSpec
+from hubserve.tasks import GENERATIVE_TASKS
 from hubserve.types import Invocation
 
 router = APIRouter(tags=["invocation"])
@@ -44,7 +51,7 @@ _INVOKE_DOC = {
 EVENT_STREAM = "text/event-stream"
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
     """The raw body, refused as soon as it is known to be over ``limit`` (never read whole first)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -84,24 +91,31 @@ class _StreamFlag(msgspec.Struct):
     stream: Any = None
 
 
-def streams(spec: EndpointSpec) -> bool:
+def streams(spec: EndpointSpec, task: str | None = None) -> bool:
     """Whether an endpoint can answer in parts: custom code can (a handler.py whose call returns an
-    iterator, worker/handling.py); the standard tasks answer in one piece until generation streams."""
-    return spec.custom_code
+    iterator, worker/handling.py), and so can the generative tasks (a token at a time). ``task``: the
+    deployed one where the spec leaves it to be inferred; when neither is known yet, the stream is let
+    through (the replica answers a model that cannot stream with one part)."""
+    task = spec.model.task or task
+    return spec.custom_code or task is None or task in GENERATIVE_TASKS
 
 
-def _refuse_unless_streams(request: Request, name: str, how: str) -> None:
-    """ValidationError when ``name`` cannot stream; ``how`` names what asked for the stream, to drop."""
+def _refuse_unless_streams(request: Request, name: str, how: str) -> neutral.Deployed | None:
+    """ValidationError when ``name`` cannot stream; ``how`` names what asked for the stream, to drop.
+    Returns what the route needs to know of the endpoint (None: no such endpoint, the gateway says so)."""
     controller = deps.controller(request)
     live = controller.live(name)
     if live is None:
-        return  # no such endpoint: the gateway says so
+        return None
+    found = neutral.deployed(request, name)
     spec = live.spec or controller.stored_spec(name)
-    if spec is not None and not streams(spec):
+    if spec is not None and not streams(spec, found.task if found is not None else None):
+        task = spec.model.task or (found.task if found is not None else None) or "inferred from the model"
         raise ValidationError(
-            f"Endpoint '{name}' cannot stream: its task ({spec.model.task or 'inferred from the model'}) answers in "
-            f"one piece (only custom code whose handler yields parts streams). Drop {how} and read the one JSON answer."
+            f"Endpoint '{name}' cannot stream: its task ({task}) answers in one piece (generative tasks and custom "
+            f"code whose handler yields parts stream). Drop {how} and read the one JSON answer."
         )
+    return found
 
 
 _STREAM_ASKED = 'Accept: text/event-stream and "stream": true'
@@ -112,15 +126,22 @@ async def invoke_hf(request: Request, name: str) -> Response:
     received = time.perf_counter()
     gateway = deps.gateway(request)
     try:
-        body = await _read_body(request, deps.settings(request).max_payload_bytes)
+        body = await read_body(request, deps.settings(request).max_payload_bytes)
         invocation = _invocation(request, name, body, received)
         if invocation.stream or _asks_for_stream(body):
-            _refuse_unless_streams(request, name, _STREAM_ASKED)
+            found = _refuse_unless_streams(request, name, _STREAM_ASKED)
+            if found is not None and found.generative:  # TGI's server-sent events
+                return await toolkit.hf_stream(request, name, body, found, received)
             invocation.stream, invocation.accept = True, "application/json"
             return _event_stream(await gateway.stream(invocation))
+        found = neutral.deployed(request, name)
+        if found is not None and found.generative:
+            answer = await toolkit.hf_answer(request, name, body, found, received)
+            if answer is not None:
+                return answer
         result = await gateway.invoke(invocation)
     except HubserveError as error:
-        _refused_by_route(request, name, error, received)
+        refused_by_route(request, name, error, received)
         return error_response(error)
     return Response(content=result.body, media_type=result.content_type, headers=result.latency_headers())
 
@@ -130,7 +151,7 @@ async def invoke_sagemaker(request: Request, name: str) -> Response:
     received = time.perf_counter()
     gateway = deps.gateway(request)
     try:
-        body = await _read_body(request, deps.settings(request).max_payload_bytes)
+        body = await read_body(request, deps.settings(request).max_payload_bytes)
         invocation = _invocation(request, name, body, received)
         invocation.error_status = status_of  # recorded with the status SageMaker's client gets
         if invocation.stream or _asks_for_stream(body):
@@ -138,7 +159,7 @@ async def invoke_sagemaker(request: Request, name: str) -> Response:
         invocation.stream = False  # SageMaker's response stream is its own route (below)
         result = await gateway.invoke(invocation)
     except HubserveError as error:
-        _refused_by_route(request, name, error, received, sagemaker=True)
+        refused_by_route(request, name, error, received, sagemaker=True)
         return sagemaker_error(error, name)
     return Response(content=result.body, media_type=result.content_type,
                     headers=response_headers(result.latency_headers(), request.headers))  # fmt: skip
@@ -153,22 +174,27 @@ async def invoke_sagemaker_stream(request: Request, name: str) -> Response:
     received = time.perf_counter()
     gateway = deps.gateway(request)
     try:
-        body = await _read_body(request, deps.settings(request).max_payload_bytes)
+        body = await read_body(request, deps.settings(request).max_payload_bytes)
         invocation = _invocation(request, name, body, received)
         invocation.error_status = status_of
-        _refuse_unless_streams(request, name, "InvokeEndpointWithResponseStream (call InvokeEndpoint)")
-        invocation.stream, invocation.accept = True, "application/json"
-        stream = await gateway.stream(invocation)
+        found = _refuse_unless_streams(request, name, "InvokeEndpointWithResponseStream (call InvokeEndpoint)")
+        if found is not None and found.generative:  # TGI's events, as the TGI container on SageMaker sends them
+            stream, parts = await toolkit.sagemaker_stream(request, name, body, found, received)
+            content_type = toolkit.EVENT_STREAM
+        else:
+            invocation.stream, invocation.accept = True, "application/json"
+            stream = await gateway.stream(invocation)
+            parts, content_type = _payload_parts(stream), stream.first.content_type
     except HubserveError as error:
-        _refused_by_route(request, name, error, received, sagemaker=True)
+        refused_by_route(request, name, error, received, sagemaker=True)
         return sagemaker_error(error, name)
     headers = response_headers({"x-cold-start": "true" if stream.cold_start else "false"}, request.headers)
-    headers["X-Amzn-SageMaker-Content-Type"] = stream.first.content_type
-    return StreamingResponse(_payload_parts(stream), media_type=eventstream.EVENT_STREAM, headers=headers,
-                             background=BackgroundTask(stream.close))  # fmt: skip
+    headers["X-Amzn-SageMaker-Content-Type"] = content_type
+    return StreamingResponse(parts, media_type=eventstream.EVENT_STREAM, headers=headers,
+                             background=toolkit.closing(stream, parts))  # fmt: skip
 
 
-async def _payload_parts(stream: InvocationStream) -> AsyncIterator[bytes]:
+async def _payload_parts(stream: InvocationStream) -> AsyncGenerator[bytes, None]:
     """One PayloadPart event per part; a failure after the 200 is the stream's last message."""
     try:
         async for part in stream.parts():
@@ -178,7 +204,7 @@ async def _payload_parts(stream: InvocationStream) -> AsyncIterator[bytes]:
         yield eventstream.model_stream_error(code_and_status(error)[0], error.message)
 
 
-def _refused_by_route(request: Request, name: str, error: HubserveError, received: float, sagemaker: bool = False) -> None:
+def refused_by_route(request: Request, name: str, error: HubserveError, received: float, sagemaker: bool = False) -> None:
     """A refusal before the gateway's layers (a body over the limit, a stream the endpoint cannot give) is
     still timed and recorded there, with the status the client gets."""
     if "x-overhead-latency-ms" not in error.headers:

@@ -27,13 +27,16 @@ import logging
 import os
 import re
 import secrets
+import struct
 import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hubserve.instance_types import hubserve_instance
-from hubserve.sdk.client import Client, ClientError
+from hubserve.sdk.client import Client, ClientError, error_from_response
 
 log = logging.getLogger("hubserve.sdk")
 
@@ -96,6 +99,76 @@ class ObjectNotExistedError(ClientError):
     type = "ObjectNotExistedError"
 
 
+class ModelStreamError(ClientError):
+    """The model failed after the stream's first part (SageMaker's ``ModelStreamError``)."""
+
+    type = "ModelStreamError"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class InternalStreamFailure(ClientError):
+    """The stream was cut short by anything but the model (SageMaker's ``InternalStreamFailure``)."""
+
+    type = "InternalStreamFailure"
+
+
+class _EventStreamDecoder:
+    """AWS event-stream messages from bytes as they arrive: ``PayloadPart`` events as boto3 gives them;
+    an exception message raises (see ``api/sagemaker/eventstream.py`` for the framing)."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> Iterator[dict[str, Any]]:
+        self._buffer += chunk
+        while len(self._buffer) >= 12:
+            total, header_length, prelude_crc = struct.unpack(">III", self._buffer[:12])
+            if zlib.crc32(self._buffer[:8]) != prelude_crc:
+                raise InternalStreamFailure("the response stream is corrupt (a message's prelude fails its CRC)")
+            if len(self._buffer) < total:
+                return
+            message, self._buffer = self._buffer[:total], self._buffer[total:]
+            if zlib.crc32(message[:-4]) != struct.unpack(">I", message[-4:])[0]:
+                raise InternalStreamFailure("the response stream is corrupt (a message fails its CRC)")
+            headers = _headers(message[12 : 12 + header_length])
+            payload = message[12 + header_length : -4]
+            if headers.get(":message-type") == "exception":
+                raise _stream_exception(headers.get(":exception-type", ""), payload)
+            if headers.get(":event-type") == "PayloadPart":
+                yield {"PayloadPart": {"Bytes": payload}}
+
+
+def _headers(raw: bytes) -> dict[str, str]:
+    """String headers (type 7), the only kind a response stream carries."""
+    found: dict[str, str] = {}
+    at = 0
+    while at < len(raw):
+        size = raw[at]
+        name = raw[at + 1 : at + 1 + size].decode()
+        at += 1 + size
+        kind = raw[at]
+        if kind != 7:
+            raise InternalStreamFailure(f"the response stream has a header of type {kind}, which is not a string")
+        length = struct.unpack(">H", raw[at + 1 : at + 3])[0]
+        found[name] = raw[at + 3 : at + 3 + length].decode()
+        at += 3 + length
+    return found
+
+
+def _stream_exception(kind: str, payload: bytes) -> ClientError:
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        body = {"Message": payload.decode(errors="replace")}
+    message = str(body.get("Message") or body.get("message") or "the stream failed")
+    if kind == "ModelStreamError":
+        return ModelStreamError(message, body.get("ErrorCode"))
+    return InternalStreamFailure(message)
+
+
 class PollingTimeoutError(ClientError):
     """``get_result(waiter_config)`` ran out of attempts before the inference finished."""
 
@@ -126,6 +199,42 @@ class Predictor:
             content_type=args.get("ContentType"), accept=args.get("Accept") or "application/json",
         )  # fmt: skip
         return answer.body
+
+    def predict_stream(
+        self,
+        data: Any,
+        initial_args: dict[str, Any] | None = None,
+        inference_id: str | None = None,
+        custom_attributes: str | None = None,
+        iterator: Callable[[Iterator[dict[str, Any]]], Iterable[Any]] | None = None,
+    ) -> Iterable[Any]:
+        """InvokeEndpointWithResponseStream: the answer's parts as they arrive (the SageMaker SDK's
+        ``ByteIterator``: each ``PayloadPart``'s bytes; a generative endpoint's are TGI's ``data:{...}``
+        events). ``iterator`` takes the events as boto3 gives them (``{"PayloadPart": {"Bytes": ...}}``),
+        so ``sagemaker.iterators.LineIterator`` works too. A failure after the first part raises
+        ``ModelStreamError`` or ``InternalStreamFailure``; leaving the loop early cancels the rest."""
+        args = initial_args or {}
+        body = data if isinstance(data, (bytes, bytearray)) else json.dumps(data)
+        headers = {"Content-Type": args.get("ContentType") or "application/json",
+                   "X-Amzn-SageMaker-Accept": args.get("Accept") or "application/json"}  # fmt: skip
+        if inference_id:
+            headers["X-Amzn-SageMaker-Inference-Id"] = inference_id
+        if custom_attributes:
+            headers["X-Amzn-SageMaker-Custom-Attributes"] = custom_attributes
+        events = self._response_stream(bytes(body) if isinstance(body, bytearray) else body, headers)
+        if iterator is not None:
+            return iterator(events)
+        return (event["PayloadPart"]["Bytes"] for event in events)
+
+    def _response_stream(self, body: bytes | str, headers: dict[str, str]) -> Iterator[dict[str, Any]]:
+        path = f"/endpoints/{self.endpoint_name}/invocations-response-stream"
+        with self._client._http.stream("POST", path, content=body, headers=headers) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise error_from_response(response)
+            decoder = _EventStreamDecoder()
+            for chunk in response.iter_bytes():
+                yield from decoder.feed(chunk)
 
     def predict_async(
         self, data: Any = None, input_path: str | None = None, inference_id: str | None = None

@@ -2,7 +2,8 @@
 
 boto3 reads the answer as ``response["Body"]``, an iterator of events: each part of a stream is one
 ``PayloadPart`` event (its bytes unchanged), and a failure after the 200 is the stream's last
-message, a ``ModelStreamError`` exception that botocore raises as ``EventStreamError``.
+message, a ``ModelStreamError`` (the model failed) or ``InternalStreamFailure`` (anything else)
+exception that botocore raises as ``EventStreamError``.
 
 A message, as botocore's ``EventStreamBuffer`` checks it (big-endian, CRC32 as ``zlib.crc32``)::
 
@@ -41,6 +42,13 @@ def model_stream_error(code: str, text: str) -> bytes:
     """The ``ModelStreamError`` that ends a stream whose model failed after its first part."""
     headers = {":exception-type": "ModelStreamError", ":content-type": "application/json", ":message-type": "exception"}
     return message(headers, msgspec.json.encode({"Message": text, "ErrorCode": code}))
+
+
+def internal_stream_failure(text: str) -> bytes:
+    """The ``InternalStreamFailure`` that ends a stream cut short by anything but the model (a replica that
+    crashed, a timeout): botocore raises it as ``EventStreamError`` with that code."""
+    headers = {":exception-type": "InternalStreamFailure", ":content-type": "application/json", ":message-type": "exception"}
+    return message(headers, msgspec.json.encode({"Message": text}))
 
 
 def _header(name: str, value: str) -> bytes:
