@@ -19,7 +19,10 @@ router = APIRouter(tags=["observability"])
 
 @router.get("/v1/endpoints/{name}/metrics", summary="An endpoint's metrics over a rolling window")
 async def endpoint_metrics(services: ServicesDep, name: str, window: str = "1h") -> dict[str, Any]:
-    """Counts, latencies (avg/p50/p90/p99/max), cold starts, levels; ``window``: 60s, 5m, 1h (the most kept)."""
+    """Counts, latencies (avg/p50/p90/p99/max), cold starts, levels; ``window``: 60s, 5m, 1h (the most kept).
+
+    ``generation`` (null unless the endpoint generates or streams): time to first token and inter-token
+    latency, generated tokens and tokens/s, sequences running and waiting and batch size."""
     seconds = parse_window(window)
     services.controller.describe(name)  # 404 for an unknown endpoint
     body = services.metrics.summary(name, seconds)

@@ -4,13 +4,15 @@ DATA is JSON, ``@file`` or ``-`` (stdin). In the Hugging Face shape (default) a 
 object is sent as is and anything else becomes ``{"inputs": ...}``, so
 ``hubserve invoke sst2 "I love it"`` works. ``--sagemaker`` sends the bytes as they
 are to the SageMaker route. ``--verbose`` adds the latency headers on stderr, so
-stdout stays parseable.
+stdout stays parseable. ``--stream`` asks for server-sent events and prints each token's text as it
+arrives (``--json``: each event's data as one JSON line).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +21,7 @@ import typer
 from hubserve.cli import output
 from hubserve.cli.common import JsonOption, TokenOption, UrlOption, cli_errors, make_client, want_json
 from hubserve.cli.specs import SpecFileError
-from hubserve.sdk.client import Invocation
+from hubserve.sdk.client import Client, Invocation
 
 
 @cli_errors
@@ -43,6 +45,10 @@ def invoke(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Also print status, latencies and cold start (stderr).")
     ] = False,
+    stream: Annotated[
+        bool,
+        typer.Option("--stream", help="Print tokens as they are generated (server-sent events; --json: one per line)."),
+    ] = False,
     url: UrlOption = None,
     token: TokenOption = None,
     json_: JsonOption = False,
@@ -50,7 +56,13 @@ def invoke(
     """Send one request to an endpoint and print its JSON answer."""
     if data is not None and data_option is not None:
         raise typer.BadParameter("give the body once: as DATA or with -d, not both")
+    if stream and sagemaker:
+        raise typer.BadParameter("--stream uses the Hugging Face route; drop --sagemaker")
     raw = _read_body(data if data is not None else data_option)
+    if stream:
+        with make_client(ctx, url, token) as client:
+            _print_stream(client, name, _hf_payload(raw), as_json=want_json(ctx, json_), verbose=verbose)
+        return
     with make_client(ctx, url, token) as client:
         if sagemaker:
             result = client.invoke(
@@ -75,6 +87,36 @@ def invoke(
         typer.echo(result.body, nl=False)
     else:
         output.print_json(result.body)
+
+
+def _print_stream(client: Client, name: str, payload: Any, *, as_json: bool, verbose: bool) -> None:
+    """Each event as it arrives, flushed: the token's text (a newline at the end), or JSON lines."""
+    started = time.perf_counter()
+    first_ms: float | None = None
+    events = 0
+    ended = False
+    try:
+        for event in client.stream(name, payload):
+            if first_ms is None:
+                first_ms = (time.perf_counter() - started) * 1000.0
+            events += 1
+            if as_json:
+                sys.stdout.write(json.dumps(event.data) + "\n")
+            else:
+                sys.stdout.write(event.text)
+            sys.stdout.flush()
+        ended = True
+    finally:
+        if not as_json and events:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        if verbose and events:
+            total_ms = (time.perf_counter() - started) * 1000.0
+            typer.echo(
+                f"first event: {first_ms or 0.0:.1f} ms  events: {events}  total: {total_ms:.1f} ms"
+                + ("" if ended else "  (cut short)"),
+                err=True,
+            )
 
 
 def _read_body(source: str | None) -> bytes:

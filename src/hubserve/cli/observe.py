@@ -53,7 +53,7 @@ def _ms(value: Any) -> str:
 
 
 def metrics_view(m: dict[str, Any]) -> Group:
-    """Two tables: counts and levels, then the latency distributions."""
+    """Two tables: counts and levels, then the latency distributions; a generative endpoint adds a third."""
     counts = Table(title=f"{m['endpoint']}: last {m['window']} (1-minute resolution)", show_header=False)
     counts.add_column("metric")
     counts.add_column("value", justify="right")
@@ -85,7 +85,35 @@ def metrics_view(m: dict[str, Any]) -> Group:
     for label, key in (("model", "model_latency_ms"), ("overhead", "overhead_latency_ms"), ("model setup", "model_setup_time_ms")):
         d = m[key]
         latency.add_row(label, str(d["count"]), *(_ms(d[k]) for k in ("avg", "p50", "p90", "p99", "max")))
-    return Group(counts, latency)
+    generation = m.get("generation")
+    if not generation:
+        return Group(counts, latency)
+    return Group(counts, latency, generation_view(generation))
+
+
+def generation_view(g: dict[str, Any]) -> Group:
+    """Time to first token and inter-token latency (ms), then tokens per second and the engines' levels."""
+    latency = Table(title=f"generation: {g['streams']} streams, {g['generated_tokens']} tokens")
+    for column in ("", "count", "avg", "p50", "p90", "p99", "max"):
+        latency.add_column(column, justify="left" if not column else "right")
+    for label, key in (("time to first token, ms", "time_to_first_token_ms"),
+                       ("inter-token latency, ms", "inter_token_latency_ms")):  # fmt: skip
+        d = g[key]
+        latency.add_row(label, str(d["count"]), *(_ms(d[k]) for k in ("avg", "p50", "p90", "p99", "max")))
+    levels = Table(show_header=False)
+    levels.add_column("metric")
+    levels.add_column("value", justify="right")
+    rate = g["tokens_per_second"]
+    levels.add_row("generated tokens/s (now / avg)", f"{_num(rate.get('current'))} / {_num(rate['avg'])}")
+    for label, key in (("sequences running", "sequences_running"), ("sequences waiting", "sequences_waiting"),
+                       ("batch size", "batch_size")):  # fmt: skip
+        level = g[key]
+        levels.add_row(f"{label} (now / avg / max)", f"{_num(level.get('current'))} / {_num(level['avg'])} / {_num(level['max'])}")
+    return Group(latency, levels)
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{value:g}"
 
 
 FollowOption = Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C.")]

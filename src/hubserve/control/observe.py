@@ -3,6 +3,11 @@
 Levels (in-flight and held invocations, replicas, each replica's memory and CPU as its backend
 measures them) are sampled rather than pushed, so the hot path pays nothing for them; counts and
 latencies are recorded by the gateway's timing layer as each invocation is answered.
+
+A generative endpoint's replicas report their continuous-batching engine (``types.EngineStats``,
+kept by the channel as ``channel.stats``): the sampler sums running and waiting sequences and batch
+sizes over replicas, and turns each replica's generated-token counter into tokens since the last
+reading, so tokens per second cover streamed and whole answers alike without touching the hot path.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from hubserve.control import memory
 from hubserve.control.controller import Controller
 from hubserve.control.live import EndpointLive
 from hubserve.logs import prune
-from hubserve.metrics import EndpointGauges, Metrics
+from hubserve.metrics import EndpointGauges, EngineLevels, Metrics
 from hubserve.spec import ServerlessCompute
+from hubserve.tasks import GENERATIVE_TASKS
+from hubserve.types import EngineStats
 
 log = logging.getLogger("hubserve.observe")
 
@@ -48,6 +55,8 @@ class Sampler:
         self._interval_s = interval_s
         self._cpu: dict[str, tuple[float, float]] = {}  # replica id -> (cpu seconds, monotonic time)
         self._setups_seen: dict[str, int] = {}
+        self._tokens: dict[str, int] = {}  # replica id -> its engine's generated-token counter at the last reading
+        self._engine_read: dict[str, float] = {}  # endpoint -> monotonic time of its last engine reading
 
     async def run_forever(self) -> None:
         while True:
@@ -69,6 +78,10 @@ class Sampler:
             self._prune_logs()
         for replica_id in set(self._cpu) - seen:
             del self._cpu[replica_id]
+        for replica_id in set(self._tokens) - seen:
+            del self._tokens[replica_id]
+        for name in set(self._engine_read) - names:
+            del self._engine_read[name]
         for name in set(self._setups_seen) - names:  # deleted: its figures go with it
             del self._setups_seen[name]
             self._metrics.forget(name)
@@ -103,6 +116,7 @@ class Sampler:
             if before is not None and now > before[1]:
                 cpu[replica.id] = 100.0 * (used.cpu_seconds - before[0]) / (now - before[1])
         compute = live.spec.compute if live.spec is not None else None
+        engine = self._engine(live, seen, now)
         return EndpointGauges(
             endpoint=live.name,
             concurrent=self._levels.in_flight(live.name),
@@ -113,4 +127,38 @@ class Sampler:
             memory_limit_mb=memory.limit_mb(compute, self._controller.machine_mb) if compute is not None else 0,
             replica_memory_mb=rss,
             replica_cpu_percent=cpu,
+            generative=_generative(live),
+            engine=engine,
         )
+
+    def _engine(self, live: EndpointLive, seen: set[str], now: float) -> EngineLevels | None:
+        """The replicas' engines summed; None when no replica reports one (not generative, or not yet)."""
+        running = waiting = batch_size = tokens = reported = 0
+        for replica in live.replicas:
+            stats = getattr(replica.channel, "stats", None)
+            if not isinstance(stats, EngineStats):
+                continue
+            reported += 1
+            seen.add(replica.id)
+            running += stats.running
+            waiting += stats.waiting
+            batch_size += stats.batch_size
+            # A replica read for the first time counts all it made: it started after this sampler did.
+            before = self._tokens.get(replica.id, 0)
+            tokens += max(stats.generated_tokens - before, 0)
+            self._tokens[replica.id] = stats.generated_tokens
+        if not reported:
+            return None
+        last = self._engine_read.get(live.name)
+        self._engine_read[live.name] = now
+        rate = tokens / (now - last) if last is not None and now > last else None
+        return EngineLevels(running=running, waiting=waiting, batch_size=batch_size, generated_tokens=tokens,
+                            tokens_per_second=rate)  # fmt: skip
+
+
+def _generative(live: EndpointLive) -> bool:
+    """Whether the endpoint's task generates tokens: the spec's, else the one its replicas inferred."""
+    task = live.spec.model.task if live.spec is not None else None
+    if task is None and live.replicas:
+        task = live.replicas[0].info.get("task")
+    return task in GENERATIVE_TASKS

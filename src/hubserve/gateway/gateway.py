@@ -79,6 +79,7 @@ class Gateway:
             except BaseException:
                 await parts.aclose()
                 raise
+            first_at = time.perf_counter()
         except HubserveError as error:
             self._admission.release(traffic)
             model_ms = (time.perf_counter() - sent) * 1000.0 if sent is not None else None
@@ -87,7 +88,11 @@ class Gateway:
         except BaseException:
             self._admission.release(traffic)
             raise
-        return InvocationStream(self, invocation, traffic, parts, first, sent, cold_start)
+        stream = InvocationStream(self, invocation, traffic, parts, first, sent, cold_start)
+        if not first.final:  # a token (or a custom handler's part): the stream's time to first token
+            stream.ttft_ms = (first_at - invocation.received) * 1000.0
+            stream._last_at = first_at
+        return stream
 
     def refused(self, invocation: Invocation, error: HubserveError) -> None:
         """Time and record an invocation its route refused before handing it over (a body over the limit)."""
@@ -111,6 +116,8 @@ class Gateway:
     def _finish_stream(self, stream: InvocationStream, error: HubserveError | None, bytes_out: int) -> None:
         self._admission.release(stream.traffic)
         model_ms = (time.perf_counter() - stream.sent) * 1000.0
+        if stream.ttft_ms is not None:  # tokens made before a failure or a client's leaving count too
+            self._timing.streamed(stream.invocation, stream.ttft_ms, stream.gaps_ms)
         if error is None:
             stream.overhead_ms = self._timing.answered(stream.invocation, bytes_out, model_ms, stream.cold_start)
         else:
@@ -118,7 +125,12 @@ class Gateway:
 
 
 class InvocationStream:
-    """A streamed answer: iterate ``parts()`` to the final part; closing it early cancels the rest."""
+    """A streamed answer: iterate ``parts()`` to the final part; closing it early cancels the rest.
+
+    Each part before the final one is a token of a generative stream (a custom handler's item
+    otherwise): ``ttft_ms`` is from the invocation's receipt to the first, ``gaps_ms`` the time
+    between consecutive ones as they arrive from the replica, recorded by timing when the stream ends.
+    """
 
     def __init__(self, gateway: Gateway, invocation: Invocation, traffic: Traffic, parts: AsyncGenerator[Part, None],
                  first: Part, sent: float, cold_start: bool) -> None:  # fmt: skip
@@ -130,6 +142,9 @@ class InvocationStream:
         self.sent = sent
         self.cold_start = cold_start
         self.overhead_ms = 0.0
+        self.ttft_ms: float | None = None
+        self.gaps_ms: list[float] = []
+        self._last_at = 0.0
         self._finished = False
         self._ended = False
 
@@ -146,6 +161,10 @@ class InvocationStream:
                 if part.final:
                     break
                 part = await self._parts.__anext__()
+                if not part.final:
+                    now = time.perf_counter()
+                    self.gaps_ms.append((now - self._last_at) * 1000.0)
+                    self._last_at = now
         except StopAsyncIteration:
             self._ended = True
         except HubserveError as failure:

@@ -3,7 +3,9 @@
 Model latency (SageMaker's definition) is from handing the invocation to the replica's channel
 until its answer is back; overhead latency is the rest of the time since hubserve received it
 (``Invocation.received``), reading the body included. Sync, streamed, async and batch
-invocations are all recorded here, so they all show up in an endpoint's metrics and logs.
+invocations are all recorded here, so they all show up in an endpoint's metrics and logs. A stream
+that sent parts also records its time to first token and the gaps between its parts (tokens), once,
+as it ends; nothing more is measured for calls that are not streamed.
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ class Timing:
                                  bytes_in=len(invocation.body), bytes_out=bytes_out)  # fmt: skip
         self._events.access(name, _METHODS[invocation.kind], invocation.path, 200, model_ms, overhead_ms, cold_start)
         return overhead_ms
+
+    def streamed(self, invocation: Invocation, ttft_ms: float, gaps_ms: list[float]) -> None:
+        """A stream that sent parts: its time to first token and inter-token gaps (one call as it ends)."""
+        self._metrics.stream(invocation.endpoint, ttft_ms, gaps_ms, 1 + len(gaps_ms))
 
     def failed(self, invocation: Invocation, error: HubserveError, model_ms: float | None, record: bool = True) -> None:
         """Put the latency headers on ``error``; record it unless the endpoint does not exist (no figures for it)."""

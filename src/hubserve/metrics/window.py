@@ -39,6 +39,22 @@ class Distribution:
             if slot < RESERVOIR:
                 self.samples[slot] = value
 
+    def add_many(self, values: list[float]) -> None:
+        """``add`` for each value, in one pass (a stream's inter-token gaps, recorded as it ends)."""
+        if not values:
+            return
+        self.total += sum(values)
+        self.maximum = max(self.maximum, max(values))
+        room = max(RESERVOIR - len(self.samples), 0)
+        kept = values[:room]
+        self.samples.extend(kept)
+        self.count += len(kept)
+        for value in values[room:]:  # reservoir sampling (Algorithm R), as in ``add``
+            self.count += 1
+            slot = random.randrange(self.count)
+            if slot < RESERVOIR:
+                self.samples[slot] = value
+
     def summary(self) -> dict[str, float | int | None]:
         return summarize([self])
 
@@ -97,6 +113,14 @@ class Gauges:
     memory_mb_max: float = 0.0
     cpu_percent_sum: float = 0.0
     cpu_percent_max: float = 0.0
+    # A generative endpoint's engine levels (summed over replicas); only samples that had an engine count.
+    engine_samples: int = 0
+    running_sum: float = 0.0
+    running_max: float = 0.0
+    waiting_sum: float = 0.0
+    waiting_max: float = 0.0
+    batch_size_sum: float = 0.0
+    batch_size_max: float = 0.0
 
 
 @dataclasses.dataclass
@@ -115,6 +139,11 @@ class Minute:
     overhead_ms: Distribution = dataclasses.field(default_factory=Distribution)
     model_setup_ms: Distribution = dataclasses.field(default_factory=Distribution)
     gauges: Gauges = dataclasses.field(default_factory=Gauges)
+    # Streams: time to first token (received to first part), gaps between parts, tokens generated.
+    streams: int = 0
+    ttft_ms: Distribution = dataclasses.field(default_factory=Distribution)
+    itl_ms: Distribution = dataclasses.field(default_factory=Distribution)
+    generated_tokens: int = 0
 
 
 class RollingWindow:
@@ -168,15 +197,42 @@ class RollingWindow:
         g.cpu_percent_sum += cpu_percent
         g.cpu_percent_max = max(g.cpu_percent_max, cpu_percent)
 
+    def record_stream(self, ttft_ms: float, gaps_ms: list[float], tokens: int) -> None:
+        """One stream that produced at least one part: its time to first token and inter-token gaps."""
+        minute = self._current()
+        minute.streams += 1
+        minute.ttft_ms.add(ttft_ms)
+        minute.itl_ms.add_many(gaps_ms)
+        minute.generated_tokens += tokens
+
+    def record_generated(self, tokens: int) -> None:
+        """Tokens generated (an engine's counter delta, or a stream's tokens where there is no engine)."""
+        self._current().generated_tokens += tokens
+
+    def record_engine(self, *, running: int, waiting: int, batch_size: int) -> None:
+        """One sample of the replicas' continuous-batching engines, summed over replicas."""
+        g = self._current().gauges
+        g.engine_samples += 1
+        g.running_sum += running
+        g.running_max = max(g.running_max, running)
+        g.waiting_sum += waiting
+        g.waiting_max = max(g.waiting_max, waiting)
+        g.batch_size_sum += batch_size
+        g.batch_size_max = max(g.batch_size_max, batch_size)
+
     def minutes(self, window_s: float) -> list[Minute]:
         """The minutes that overlap the last `window_s` seconds (whole minutes: the resolution)."""
         self._current()
         since = self._clock() - window_s
         return [m for m in self._minutes if m.start + 60 > since]
 
-    def summary(self, window_s: float) -> dict[str, Any]:
-        """Totals and distributions over the window, plus one row per minute."""
+    def summary(self, window_s: float, generative: bool = False) -> dict[str, Any]:
+        """Totals and distributions over the window, plus one row per minute.
+
+        ``generation`` is None unless the endpoint is ``generative`` or the window saw streams or engine levels.
+        """
         minutes = self.minutes(window_s)
+        now = self._clock()
         samples = sum(m.gauges.samples for m in minutes)
         return {
             "invocations": sum(m.invocations for m in minutes),
@@ -203,17 +259,48 @@ class RollingWindow:
                 "avg": _avg(sum(m.gauges.cpu_percent_sum for m in minutes), samples),
                 "max": round(max((m.gauges.cpu_percent_max for m in minutes), default=0.0), 1),
             },
-            "series": [_minute_row(m) for m in minutes],
+            "series": [_minute_row(m, now) for m in minutes],
+            "generation": _generation(minutes, window_s, now, generative),
         }
+
+
+def _generation(minutes: list[Minute], window_s: float, now: float, generative: bool) -> dict[str, Any] | None:
+    """Streams and engine levels over ``minutes``; None for an endpoint that is not generative and saw none."""
+    if not generative and not any(m.streams or m.generated_tokens or m.gauges.engine_samples for m in minutes):
+        return None
+    samples = sum(m.gauges.engine_samples for m in minutes)
+    tokens = sum(m.generated_tokens for m in minutes)
+    span = now - max(now - window_s, minutes[0].start)
+    return {
+        "streams": sum(m.streams for m in minutes),
+        "time_to_first_token_ms": summarize(m.ttft_ms for m in minutes),
+        "inter_token_latency_ms": summarize(m.itl_ms for m in minutes),
+        "generated_tokens": tokens,
+        "tokens_per_second": {"avg": round(tokens / span, 3) if span > 0 else None},
+        "sequences_running": _level(minutes, samples, "running"),
+        "sequences_waiting": _level(minutes, samples, "waiting"),
+        "batch_size": _level(minutes, samples, "batch_size"),
+    }
+
+
+def _level(minutes: list[Minute], samples: int, name: str) -> dict[str, float | None]:
+    return {
+        "avg": _avg(sum(getattr(m.gauges, f"{name}_sum") for m in minutes), samples),
+        "max": max((getattr(m.gauges, f"{name}_max") for m in minutes), default=0.0),
+    }
 
 
 def _avg(total: float, count: int) -> float | None:
     return None if not count else round(total / count, 3)
 
 
-def _minute_row(m: Minute) -> dict[str, Any]:
+def _minute_row(m: Minute, now: float) -> dict[str, Any]:
     model = m.model_ms.summary()
     overhead = m.overhead_ms.summary()
+    ttft = m.ttft_ms.summary()
+    itl = m.itl_ms.summary()
+    g = m.gauges
+    seconds = min(60.0, now - m.start)  # the current minute has run only this long
     return {
         "start": m.start,
         "invocations": m.invocations,
@@ -229,5 +316,12 @@ def _minute_row(m: Minute) -> dict[str, Any]:
         "replicas_max": m.gauges.replicas_max,
         "memory_mb_max": round(m.gauges.memory_mb_max, 1),
         "cpu_percent_avg": None if not m.gauges.samples else round(m.gauges.cpu_percent_sum / m.gauges.samples, 1),
+        "ttft_ms_p50": ttft["p50"],
+        "ttft_ms_p99": ttft["p99"],
+        "itl_ms_p50": itl["p50"],
+        "itl_ms_p99": itl["p99"],
+        "tokens_per_second": round(m.generated_tokens / seconds, 3) if seconds > 0 else None,
+        "sequences_running_avg": _avg(g.running_sum, g.engine_samples),
+        "sequences_waiting_avg": _avg(g.waiting_sum, g.engine_samples),
+        "batch_size_avg": _avg(g.batch_size_sum, g.engine_samples),
     }
-

@@ -10,6 +10,7 @@ from hubserve.sdk.client import (
     ClientError,
     Invocation,
     ServerUnreachable,
+    StreamEvent,
     error_from_response,
 )
 from hubserve.sdk.sagemaker import (
@@ -40,6 +41,7 @@ __all__ = [
     "ServerUnreachable",
     "ServerlessInferenceConfig",
     "Session",
+    "StreamEvent",
     "WaiterConfig",
     "error_from_response",
 ]

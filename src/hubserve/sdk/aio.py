@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -20,6 +20,7 @@ from hubserve.sdk.http import (
     ClientError,
     Dialect,
     Invocation,
+    StreamEvent,
     error_from_response,
 )
 
@@ -140,6 +141,27 @@ class AsyncClient:
         """One request to an endpoint; see ``Client.invoke`` for the two dialects."""
         call = http.invoke(name, data, dialect=dialect, parameters=parameters, content_type=content_type, accept=accept)
         return await self._call(call)  # type: ignore[no-any-return]
+
+    async def stream(
+        self, name: str, data: Any, *, parameters: Mapping[str, Any] | None = None
+    ) -> AsyncIterator[StreamEvent]:
+        """Invoke ``name`` as a stream and yield its server-sent events as they arrive; see ``Client.stream``."""
+        call = http.stream(name, data, parameters=parameters)
+        try:
+            async with self._http.stream(call.method, call.path, **call.kwargs()) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                refused = http.stream_refused(response, name)
+                if refused is not None:
+                    raise refused
+                parser = http.EventParser()
+                async for line in response.aiter_lines():
+                    event = parser.feed(line)
+                    if event is not None:
+                        yield event
+                parser.finish()
+        except httpx.TransportError as exc:
+            raise http.transport_error(exc, call.method, self.url, call.path, self.timeout) from exc
 
     async def invoke_async(
         self,

@@ -10,7 +10,7 @@ answer parsing live in ``sdk.http``, shared with ``AsyncClient``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -24,6 +24,7 @@ from hubserve.sdk.http import (
     Dialect,
     Invocation,
     ServerUnreachable,
+    StreamEvent,
     error_from_response,
 )
 
@@ -38,6 +39,7 @@ __all__ = [
     "Dialect",
     "Invocation",
     "ServerUnreachable",
+    "StreamEvent",
     "error_from_response",
 ]
 
@@ -171,6 +173,32 @@ class Client:
         """
         call = http.invoke(name, data, dialect=dialect, parameters=parameters, content_type=content_type, accept=accept)
         return self._call(call)  # type: ignore[no-any-return]
+
+    def stream(self, name: str, data: Any, *, parameters: Mapping[str, Any] | None = None) -> Iterator[StreamEvent]:
+        """Invoke ``name`` as a stream and yield its server-sent events as they arrive.
+
+        The body is the Hugging Face toolkit shape with ``"stream": true`` (a mapping as is, anything
+        else as ``{"inputs": data}``, ``parameters`` merged in). A text-generation endpoint sends one
+        event per token (``event.text``; the last event's ``data["generated_text"]`` is the whole text).
+        A refusal raises before the first event, a failure after it (an ``error`` event) raises the
+        typed error where it happened; closing the generator early cancels the rest in the replica.
+        """
+        call = http.stream(name, data, parameters=parameters)
+        try:
+            with self._http.stream(call.method, call.path, **call.kwargs()) as response:
+                if response.status_code >= 400:
+                    response.read()
+                refused = http.stream_refused(response, name)
+                if refused is not None:
+                    raise refused
+                parser = http.EventParser()
+                for line in response.iter_lines():
+                    event = parser.feed(line)
+                    if event is not None:
+                        yield event
+                parser.finish()
+        except httpx.TransportError as exc:
+            raise http.transport_error(exc, call.method, self.url, call.path, self.timeout) from exc
 
     # asynchronous inference ----------------------------------------------------
     def invoke_async(

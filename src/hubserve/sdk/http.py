@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from hubserve.spec import EndpointSpec
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+EVENT_STREAM = "text/event-stream"
 DEFAULT_TIMEOUT = 120.0  # seconds; long enough to ride out a cold start on the invocation route
 
 Dialect = Literal["hf", "sagemaker"]
@@ -56,6 +57,27 @@ class Invocation:
     overhead_latency_ms: float
     cold_start: bool
     headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One server-sent event of a stream: ``data`` parsed as JSON when it is JSON, else the text.
+
+    A text-generation endpoint sends text-generation-inference's events: ``data["token"]["text"]``
+    for each token, and ``data["generated_text"]`` on the last one.
+    """
+
+    data: Any
+    event: str = "message"
+    id: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The token's text of a TGI event (``""`` for an event without one), else the data as text."""
+        if isinstance(self.data, dict):
+            token = self.data.get("token")
+            return str(token.get("text", "")) if isinstance(token, dict) else ""
+        return self.data if isinstance(self.data, str) else json.dumps(self.data)
 
 
 @dataclass(frozen=True)
@@ -184,6 +206,18 @@ def invoke(
     if accept:
         headers["Accept"] = accept
     return Call("POST", path, content=content, headers=headers, reader="invocation")
+
+
+def stream(name: str, data: Any, *, parameters: Mapping[str, Any] | None = None) -> Call:
+    """See ``Client.stream``: the HF toolkit route with ``"stream": true``, answered as server-sent events."""
+    if isinstance(data, (bytes, bytearray)):
+        content = hf_body(data, parameters)  # sent as it is: the Accept header asks for the stream
+    else:
+        body = dict(data) if isinstance(data, Mapping) else {"inputs": data}
+        body["stream"] = True
+        content = hf_body(body, parameters)
+    headers = {"Content-Type": "application/json", "Accept": EVENT_STREAM}
+    return Call("POST", endpoint_path(name, prefix="/endpoints"), content=content, headers=headers)
 
 
 def invoke_async(
@@ -316,6 +350,7 @@ _BY_TYPE: dict[str, type[errors.HubserveError]] = {
     for cls in (
         errors.HubserveError,
         errors.ValidationError,
+        errors.GenerationLimitExceeded,
         errors.Unauthorized,
         errors.EndpointNotFound,
         errors.InferenceNotFound,
@@ -327,6 +362,7 @@ _BY_TYPE: dict[str, type[errors.HubserveError]] = {
         errors.ModelError,
         errors.ModelNotReady,
         errors.ReplicaCrashed,
+        errors.InvocationTimeout,
     )
 }
 _BY_STATUS: dict[int, type[errors.HubserveError]] = {
@@ -388,6 +424,95 @@ def error_from_response(response: httpx.Response) -> errors.HubserveError:
     if type_name and error.type != type_name:
         error.type = type_name
     return error
+
+
+# --- server-sent events ------------------------------------------------------------------
+
+
+class EventParser:
+    """Server-sent events from lines, as the HTML standard reads them: ``data:`` lines of one event
+    joined by newlines, ``event:`` and ``id:`` kept, comments (``: ping``) and ``retry:`` skipped, an
+    event dispatched at its blank line. An ``error`` event (hubserve's, after the 200) or a TGI error
+    body (``{"error": "...", "error_type": ...}``) raises the typed error instead."""
+
+    def __init__(self) -> None:
+        self._data: list[str] = []
+        self._event = ""
+        self._id: str | None = None
+
+    def feed(self, line: str) -> StreamEvent | None:
+        """One line without its end; returns the event a blank line completes."""
+        if not line:
+            return self._dispatch()
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        if value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id" and "\0" not in value:
+            self._id = value
+        return None
+
+    def finish(self) -> StreamEvent | None:
+        """The stream ended: an event without its blank line is dropped, as browsers do."""
+        self._data, self._event = [], ""
+        return None
+
+    def _dispatch(self) -> StreamEvent | None:
+        data, event = self._data, self._event or "message"
+        self._data, self._event = [], ""
+        if not data:
+            return None
+        text = "\n".join(data)
+        parsed: Any = text
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            pass
+        if event == "error" or (isinstance(parsed, dict) and isinstance(parsed.get("error"), str)):
+            raise stream_error(parsed)
+        return StreamEvent(parsed, event, self._id)
+
+
+# text-generation-inference's error_type names (what huggingface_hub maps to its own classes).
+_TGI_TYPES: dict[str, type[errors.HubserveError]] = {
+    "validation": errors.ValidationError,
+    "overloaded": errors.Throttled,
+    "generation": errors.ModelError,
+    "incomplete_generation": errors.ModelError,
+}
+
+
+def stream_error(data: Any) -> errors.HubserveError:
+    """The failure a stream reported after its 200, as the ``hubserve.errors`` class it names."""
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):  # hubserve's own body
+        type_name, message = data["error"].get("type"), str(data["error"].get("message") or "")
+    elif isinstance(data, dict) and isinstance(data.get("error"), str):  # text-generation-inference's
+        type_name, message = data.get("error_type"), data["error"]
+    else:
+        type_name, message = None, str(data)
+    cls = _BY_TYPE.get(str(type_name or "")) or _TGI_TYPES.get(str(type_name or ""), errors.ModelError)
+    error = cls.__new__(cls)
+    errors.HubserveError.__init__(error, message or "the stream failed")
+    if type_name and error.type != type_name:
+        error.type = str(type_name)
+    return error
+
+
+def stream_refused(response: httpx.Response, name: str) -> errors.HubserveError | None:
+    """An error answer to a stream request, or a 200 that is not a stream (the endpoint answered whole)."""
+    if response.status_code >= 400:
+        return error_from_response(response)
+    if not response.headers.get("content-type", "").startswith(EVENT_STREAM):
+        return ClientError(
+            f"Endpoint '{name}' answered with {response.headers.get('content-type') or 'no content type'}, "
+            "not a stream of server-sent events; call invoke() for its one answer."
+        )
+    return None
 
 
 # --- polling verdicts (the sleeping differs: time.sleep or asyncio.sleep) -----------------

@@ -61,3 +61,67 @@ export async function invoke(name, body) {
 }
 
 export const enc = encodeURIComponent;
+
+/**
+ * One invocation as a stream of server-sent events (POST /endpoints/NAME with "stream": true), read as it
+ * arrives through the response's ReadableStream. onEvent({event, data}) runs for each event (data parsed
+ * as JSON when it is JSON); resolves to {status, ok, coldStart, error?, json?} once the stream ends. A
+ * refusal before the stream (4xx/5xx) comes back as {ok: false, json} without events.
+ */
+export async function invokeStream(name, body, onEvent) {
+  const response = await fetch(`/endpoints/${encodeURIComponent(name)}`, {
+    method: "POST",
+    headers: headers({ "Content-Type": "application/json", Accept: "text/event-stream" }),
+    body: JSON.stringify({ ...body, stream: true }),
+  });
+  const coldStart = response.headers.get("x-cold-start");
+  if (!response.ok || !(response.headers.get("content-type") || "").startsWith("text/event-stream")) {
+    const text = await response.text();
+    let json = null;
+    try { json = JSON.parse(text); } catch { /* not JSON: shown raw */ }
+    return { status: response.status, ok: response.ok, coldStart, text, json, streamed: false };
+  }
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  const parser = sseParser(onEvent);
+  let error = null;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    error = parser(value) || error;
+  }
+  error = parser("\n\n", true) || error;
+  return { status: response.status, ok: !error, coldStart, error, streamed: true };
+}
+
+/** Server-sent events from text chunks: data lines joined by newlines, comments skipped; returns an error event's data. */
+function sseParser(onEvent) {
+  let buffer = "", data = [], event = "";
+  return (chunk, end = false) => {
+    let text = buffer + chunk, keep = "";
+    if (!end && text.endsWith("\r")) { keep = "\r"; text = text.slice(0, -1); } // a \r\n split across two chunks
+    const lines = text.split(/\r\n|\r|\n/);
+    buffer = end ? "" : lines.pop() + keep;
+    let error = null;
+    for (const line of lines) {
+      if (line === "") {
+        if (data.length) {
+          const text = data.join("\n");
+          let parsed = text;
+          try { parsed = JSON.parse(text); } catch { /* plain text data */ }
+          const name = event || "message";
+          if (name === "error" || (parsed && typeof parsed.error === "string")) error = parsed;
+          else onEvent({ event: name, data: parsed });
+        }
+        data = []; event = "";
+      } else if (!line.startsWith(":")) {
+        const at = line.indexOf(":");
+        const field = at < 0 ? line : line.slice(0, at);
+        let value = at < 0 ? "" : line.slice(at + 1);
+        if (value.startsWith(" ")) value = value.slice(1);
+        if (field === "data") data.push(value);
+        else if (field === "event") event = value;
+      }
+    }
+    return error;
+  };
+}

@@ -50,8 +50,22 @@ export function taskInputs(task) {
       body: () => ({ inputs: { source_sentence: s.value, sentences: others.value.split("\n").map((x) => x.trim()).filter(Boolean) } }),
       sentences: () => others.value.split("\n").map((x) => x.trim()).filter(Boolean) };
   }
-  if (["summarization", "translation", "text2text-generation", "text-generation"].includes(task)) {
-    const t = text("text", task === "text-generation" ? "Once upon a time" : "The tower is 324 metres tall, about the same height as an 81-storey building.", 4);
+  if (task === "text-generation") {
+    // Streamed by default: the text appears token by token, with the time to the first one.
+    const t = text("text", "Once upon a time", 4);
+    const max = int("max_new_tokens", 20, 1, 2048);
+    const stream = h("input", { type: "checkbox", name: "stream", id: uid("stream"), checked: true });
+    return { element: h("div", {}, control("Text", t), control("max_new_tokens", max),
+      h("div", { class: "field inline" }, stream, h("label", { for: stream.id }, "Stream tokens as they are made"))),
+      body: () => {
+        const p = {}; optional(p, "max_new_tokens", max);
+        const body = withParams({ inputs: t.value }, p);
+        return stream.checked ? { ...body, stream: true } : body;
+      },
+      streams: () => stream.checked };
+  }
+  if (["summarization", "translation", "text2text-generation"].includes(task)) {
+    const t = text("text", "The tower is 324 metres tall, about the same height as an 81-storey building.", 4);
     const max = int("max_new_tokens", 20, 1, 2048);
     return { element: h("div", {}, control("Text", t), control("max_new_tokens", max)),
       body: () => { const p = {}; optional(p, "max_new_tokens", max); return withParams({ inputs: t.value }, p); } };

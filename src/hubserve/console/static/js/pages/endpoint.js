@@ -1,4 +1,5 @@
-// Endpoint page: state and actions, metrics charts over a window, logs with follow, async queue and
+// Endpoint page: state and actions, metrics charts over a window (a generative endpoint adds time to
+// first token, inter-token latency, tokens/s and running/waiting sequences), logs with follow, async queue and
 // batch jobs, cost serverless vs dedicated, and the spec with its edit form (PUT) and quick scaling (PATCH).
 import { api, enc } from "../api.js";
 import { lineChart } from "../chart.js";
@@ -98,7 +99,21 @@ function renderTotals(box, m) {
     stat("model p50 / p99", `${ms(m.model_latency_ms.p50)} / ${ms(m.model_latency_ms.p99)}`),
     stat("overhead p50 / p99", `${ms(m.overhead_latency_ms.p50)} / ${ms(m.overhead_latency_ms.p99)}`),
     stat("cold starts", fmt(m.cold_starts, 0)),
-    stat("memory max per replica", m.memory_mb.max_per_replica ? `${fmt(m.memory_mb.max_per_replica, 0)} MB${m.memory_mb.limit ? ` of ${m.memory_mb.limit}` : ""}` : "–"));
+    stat("memory max per replica", m.memory_mb.max_per_replica ? `${fmt(m.memory_mb.max_per_replica, 0)} MB${m.memory_mb.limit ? ` of ${m.memory_mb.limit}` : ""}` : "–"),
+    generationTotals(m.generation));
+}
+
+/** A generative endpoint's stream figures over the window (nothing for other endpoints). */
+function generationTotals(g) {
+  if (!g) return null;
+  const rate = g.tokens_per_second;
+  const now = (level) => (level.current === undefined ? fmt(level.avg, 1) : fmt(level.current, 0));
+  return [
+    stat("time to first token p50 / p99", `${ms(g.time_to_first_token_ms.p50)} / ${ms(g.time_to_first_token_ms.p99)}`),
+    stat("inter-token latency p50 / p99", `${ms(g.inter_token_latency_ms.p50)} / ${ms(g.inter_token_latency_ms.p99)}`),
+    stat("generated tokens/s", rate.current === undefined || rate.current === null ? fmt(rate.avg, 1) : fmt(rate.current, 1)),
+    stat("sequences running / waiting", `${now(g.sequences_running)} / ${now(g.sequences_waiting)}`),
+  ];
 }
 
 function renderCharts(box, m) {
@@ -121,7 +136,17 @@ function renderCharts(box, m) {
     lineChart({ title: "Cold starts / min", times, series: [{ label: "cold starts", values: count("cold_starts") }] }),
     lineChart({ title: "Replicas and concurrency", times, series: [
       { label: "replicas max", values: col("replicas_max") }, { label: "concurrency max", values: col("concurrent_executions_max") }] }),
-    lineChart({ title: "Memory per replica", unit: " MB", times, series: [{ label: "max RSS", values: col("memory_mb_max") }] }));
+    lineChart({ title: "Memory per replica", unit: " MB", times, series: [{ label: "max RSS", values: col("memory_mb_max") }] }),
+    m.generation ? [
+      lineChart({ title: "Time to first token", unit: " ms", times, series: [
+        { label: "p50", values: col("ttft_ms_p50") }, { label: "p99", values: col("ttft_ms_p99") }] }),
+      lineChart({ title: "Inter-token latency", unit: " ms", times, series: [
+        { label: "p50", values: col("itl_ms_p50") }, { label: "p99", values: col("itl_ms_p99") }] }),
+      lineChart({ title: "Generated tokens / s", times, series: [{ label: "tokens/s", values: count("tokens_per_second") }] }),
+      lineChart({ title: "Sequences", times, series: [
+        { label: "running", values: col("sequences_running_avg") }, { label: "waiting", values: col("sequences_waiting_avg") },
+        { label: "batch size", values: col("batch_size_avg") }] }),
+    ] : null);
 }
 
 function renderCost(box, c) {

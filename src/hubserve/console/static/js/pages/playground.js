@@ -1,6 +1,7 @@
 // Playground: a form fitted to the endpoint's task, the answer shown readably and raw, the timing
-// headers, and the same request as curl / Python / `hubserve invoke` to copy.
-import { api, enc, invoke } from "../api.js";
+// headers, and the same request as curl / Python / `hubserve invoke` to copy. Text generation streams:
+// the text grows token by token as the server-sent events arrive, with the time to the first token.
+import { api, enc, invoke, invokeStream } from "../api.js";
 import { fill, h, ms } from "../dom.js";
 import { taskInputs, taskResult } from "../tasks.js";
 
@@ -22,6 +23,10 @@ export async function renderPlayground(main, [name]) {
     run.disabled = true;
     fill(meta, h("span", { class: "muted" }, "Running… (a scaled-to-zero endpoint starts a replica first)"));
     try {
+      if (inputs.streams && inputs.streams()) {
+        await runStream(name, inputs.body(), { meta, readable, raw });
+        return;
+      }
       const answer = await invoke(name, inputs.body());
       fill(meta,
         h("span", { class: `pill${answer.ok ? "" : " cold"}`, "data-status": answer.status }, `HTTP ${answer.status}`),
@@ -50,16 +55,72 @@ export async function renderPlayground(main, [name]) {
 }
 
 const num = (value) => (value === null ? null : Number(value));
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+/** A streamed run: the text grows as each token's event arrives; TTFT shows as soon as the first one does. */
+async function runStream(name, body, { meta, readable, raw }) {
+  const text = h("blockquote", { class: "answer-text", id: "pg-stream", "aria-live": "polite" });
+  const ttft = h("span", { class: "pill", id: "pg-ttft" }, "first token …");
+  const count = h("span", { class: "pill", id: "pg-tokens" }, "0 tokens");
+  fill(readable, text);
+  fill(meta, h("span", { class: "pill", id: "pg-streaming" }, "streaming"), ttft, count);
+  fill(raw, "");
+  const started = performance.now();
+  let first = null, tokens = 0, last = null;
+  const answer = await invokeStream(name, body, ({ data }) => {
+    const now = performance.now();
+    if (first === null) { first = now - started; ttft.textContent = `first token ${ms(first)}`; }
+    tokens += 1;
+    count.textContent = plural(tokens, "token");
+    const token = data && typeof data === "object" ? data.token : null;
+    text.append(token ? (token.special ? "" : token.text) : typeof data === "string" ? data : "");
+    raw.append(`${JSON.stringify(data)}\n`);
+    last = data;
+  });
+  const total = performance.now() - started;
+  const made = last && typeof last === "object" && last.details && last.details.generated_tokens;
+  if (Number.isInteger(made)) { tokens = made; count.textContent = plural(tokens, "token"); } // the last event may carry only the summary
+  if (!answer.streamed) { // refused before the stream: the error as JSON, as a plain run shows it
+    fill(meta, h("span", { class: "pill cold", "data-status": answer.status }, `HTTP ${answer.status}`));
+    fill(raw, answer.json !== null ? JSON.stringify(answer.json, null, 2) : answer.text);
+    fill(readable, h("div", { class: "banner bad", role: "alert" }, (answer.json && answer.json.error && answer.json.error.message) || answer.text));
+    return;
+  }
+  const decoding = first !== null && tokens > 1 ? (tokens - 1) / ((total - first) / 1000) : null;
+  fill(meta,
+    h("span", { class: `pill${answer.ok ? "" : " cold"}`, "data-status": answer.status }, answer.ok ? `HTTP ${answer.status}` : "failed mid-stream"),
+    ttft, count,
+    h("span", { class: "pill", id: "pg-rate" }, decoding === null ? "– tokens/s" : `${decoding.toFixed(1)} tokens/s`),
+    h("span", { class: "pill" }, `round trip ${ms(total)}`),
+    h("span", { class: `pill${answer.coldStart === "true" ? " cold" : ""}`, id: "pg-cold" }, answer.coldStart === "true" ? "cold start" : "warm"));
+  if (last && typeof last === "object" && typeof last.generated_text === "string") text.dataset.done = "true";
+  if (answer.error) {
+    const message = (answer.error.error && answer.error.error.message) || answer.error.error || JSON.stringify(answer.error);
+    readable.append(h("div", { class: "banner bad", role: "alert" }, `The stream failed: ${message}`));
+  }
+}
 
 function snippetTabs(name, body) {
   const url = `${location.origin}/endpoints/${name}`;
   const json = JSON.stringify(body);
   const shell = `'${json.replace(/'/g, "'\\''")}'`;
-  const snippets = {
+  if (body.stream) {
+    const { stream, ...plain } = body;
+    const cli = `'${JSON.stringify(plain).replace(/'/g, "'\\''")}'`;
+    return tabbed({
+      curl: `curl -N ${url} \\\n  -H 'Content-Type: application/json' \\\n  -d ${shell}`,
+      Python: `from hubserve import Client\n\nclient = Client(url="${location.origin}")\nfor event in client.stream("${name}", ${pyLiteral(plain)}):\n    print(event.text, end="", flush=True)\nprint()`,
+      "hubserve invoke": `hubserve invoke ${name} ${cli} --url ${location.origin} --stream`,
+    });
+  }
+  return tabbed({
     curl: `curl -s ${url} \\\n  -H 'Content-Type: application/json' \\\n  -d ${shell} -i`,
     Python: `from hubserve import Client\n\nclient = Client(url="${location.origin}")  # invocations need no token\nanswer = client.invoke("${name}", ${pyLiteral(body)})\nprint(answer.body, answer.model_latency_ms, answer.cold_start)`,
     "hubserve invoke": `hubserve invoke ${name} ${shell} --url ${location.origin} -v`,
-  };
+  });
+}
+
+function tabbed(snippets) {
   const panel = h("div", {});
   const tabs = h("div", { class: "tabs", role: "tablist", "aria-label": "Snippet language" });
   const show = (key) => {
