@@ -491,3 +491,72 @@ def _cpuinfo() -> list[str]:
         return Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
         return []
+
+
+# -- generation fixtures (issue 15) -------------------------------------------------------------
+
+
+def build_gpt2_small(dst: Path) -> Path:
+    """GPT-2 small's sizes (12 layers, 12 heads, 768 wide, 1024 positions), seeded random weights, the real
+    BERT-uncased tokenizer; the vocabulary is the tokenizer's (30522, so about 109M parameters, not 124M).
+
+    The model never stops early: it has no end-of-sequence token (``eos_token_id`` None in its config and
+    generation config, and the BERT tokenizer has none), so every completion runs to its token budget.
+    """
+    import torch
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=1024, n_embd=768, n_layer=12, n_head=12,
+                        bos_token_id=None, eos_token_id=None, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+    model = GPT2LMHeadModel(config)
+    model.generation_config.bos_token_id = None
+    model.generation_config.eos_token_id = None
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return save_with_tokenizer(model, dst)
+
+
+def tree_cpu_total(root: int) -> float:
+    """CPU seconds of ``root`` and its live descendants, plus what the children they reaped used
+    (``cutime``/``cstime``), so a worker process that ended meanwhile still counts as ours."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    seconds: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        parents[int(entry.name)] = int(fields[1])
+        seconds[int(entry.name)] = sum(int(v) for v in fields[11:15]) / tick  # utime stime cutime cstime
+    tree, frontier = {root}, [root]
+    while frontier:
+        children = [pid for pid, parent in parents.items() if parent in frontier and pid not in tree]
+        tree.update(children)
+        frontier = children
+    return sum(seconds.get(pid, 0.0) for pid in tree)
+
+
+def machine_busy_seconds() -> float:
+    """Busy CPU seconds of the whole machine so far, all cores together (from /proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle and iowait
+
+
+class others_meter:
+    """``with others_meter() as others:`` then ``others.percent``: the CPU that processes outside this one's
+    tree (another user's tests, say) used while the block ran, in % of one core. A check before a
+    measurement cannot see load that starts during it; this can."""
+
+    def __enter__(self) -> others_meter:
+        self.percent = float("nan")
+        self._machine, self._ours, self._started = machine_busy_seconds(), tree_cpu_total(os.getpid()), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall = time.perf_counter() - self._started
+        machine, ours = machine_busy_seconds() - self._machine, tree_cpu_total(os.getpid()) - self._ours
+        self.percent = 100.0 * max(0.0, machine - ours) / wall if wall > 0 else float("nan")
