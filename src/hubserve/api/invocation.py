@@ -36,8 +36,6 @@ from hubserve.api.sagemaker.invocations import code_and_status, response_headers
 from hubserve.errors import HubserveError, ValidationError
 from hubserve.gateway import InvocationStream
 from hubserve.gateway.admission import payload_too_large
-from hubserve.spec import EndpointSpec
-from hubserve.tasks import GENERATIVE_TASKS
 from hubserve.types import Invocation
 
 router = APIRouter(tags=["invocation"])
@@ -91,31 +89,14 @@ class _StreamFlag(msgspec.Struct):
     stream: Any = None
 
 
-def streams(spec: EndpointSpec, task: str | None = None) -> bool:
-    """Whether an endpoint can answer in parts: custom code can (a handler.py whose call returns an
-    iterator, worker/handling.py), and so can the generative tasks (a token at a time). ``task``: the
-    deployed one where the spec leaves it to be inferred; when neither is known yet, the stream is let
-    through (the replica answers a model that cannot stream with one part)."""
-    task = spec.model.task or task
-    return spec.custom_code or task is None or task in GENERATIVE_TASKS
-
-
-def _refuse_unless_streams(request: Request, name: str, how: str) -> neutral.Deployed | None:
+def _refuse_unless_streams(found: neutral.Deployed | None, name: str, how: str) -> None:
     """ValidationError when ``name`` cannot stream; ``how`` names what asked for the stream, to drop.
-    Returns what the route needs to know of the endpoint (None: no such endpoint, the gateway says so)."""
-    controller = deps.controller(request)
-    live = controller.live(name)
-    if live is None:
-        return None
-    found = neutral.deployed(request, name)
-    spec = live.spec or controller.stored_spec(name)
-    if spec is not None and not streams(spec, found.task if found is not None else None):
-        task = spec.model.task or (found.task if found is not None else None) or "inferred from the model"
+    ``found`` is what ``neutral.deployed`` knows of the endpoint (None: no such endpoint, the gateway says so)."""
+    if found is not None and not found.streams:
         raise ValidationError(
-            f"Endpoint '{name}' cannot stream: its task ({task}) answers in one piece (generative tasks and custom "
+            f"Endpoint '{name}' cannot stream: its task ({found.task}) answers in one piece (generative tasks and custom "
             f"code whose handler yields parts stream). Drop {how} and read the one JSON answer."
         )
-    return found
 
 
 _STREAM_ASKED = 'Accept: text/event-stream and "stream": true'
@@ -128,13 +109,13 @@ async def invoke_hf(request: Request, name: str) -> Response:
     try:
         body = await read_body(request, deps.settings(request).max_payload_bytes)
         invocation = _invocation(request, name, body, received)
+        found = neutral.deployed(request, name)  # one look at the endpoint: may it stream, does it generate
         if invocation.stream or _asks_for_stream(body):
-            found = _refuse_unless_streams(request, name, _STREAM_ASKED)
+            _refuse_unless_streams(found, name, _STREAM_ASKED)
             if found is not None and found.generative:  # TGI's server-sent events
                 return await toolkit.hf_stream(request, name, body, found, received)
             invocation.stream, invocation.accept = True, "application/json"
             return _event_stream(await gateway.stream(invocation))
-        found = neutral.deployed(request, name)
         if found is not None and found.generative:
             answer = await toolkit.hf_answer(request, name, body, found, received)
             if answer is not None:
@@ -155,7 +136,7 @@ async def invoke_sagemaker(request: Request, name: str) -> Response:
         invocation = _invocation(request, name, body, received)
         invocation.error_status = status_of  # recorded with the status SageMaker's client gets
         if invocation.stream or _asks_for_stream(body):
-            _refuse_unless_streams(request, name, _STREAM_ASKED)
+            _refuse_unless_streams(neutral.deployed(request, name), name, _STREAM_ASKED)
         invocation.stream = False  # SageMaker's response stream is its own route (below)
         result = await gateway.invoke(invocation)
     except HubserveError as error:
@@ -177,7 +158,8 @@ async def invoke_sagemaker_stream(request: Request, name: str) -> Response:
         body = await read_body(request, deps.settings(request).max_payload_bytes)
         invocation = _invocation(request, name, body, received)
         invocation.error_status = status_of
-        found = _refuse_unless_streams(request, name, "InvokeEndpointWithResponseStream (call InvokeEndpoint)")
+        found = neutral.deployed(request, name)
+        _refuse_unless_streams(found, name, "InvokeEndpointWithResponseStream (call InvokeEndpoint)")
         if found is not None and found.generative:  # TGI's events, as the TGI container on SageMaker sends them
             stream, parts = await toolkit.sagemaker_stream(request, name, body, found, received)
             content_type = toolkit.EVENT_STREAM

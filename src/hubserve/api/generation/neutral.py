@@ -46,6 +46,14 @@ class Deployed:
     task: str | None
     custom_code: bool
     default_max_new_tokens: int | None = None  # what a request that names none gets (the endpoint's setting)
+    has_spec: bool = True  # False: the endpoint's record is being created; nothing is known of it yet
+
+    @property
+    def streams(self) -> bool:
+        """Whether it can answer in parts: custom code can (a handler whose call returns an iterator),
+        and so can the generative tasks (a token at a time). While the task or the spec is not known yet
+        the stream is let through (the replica answers a model that cannot stream with one part)."""
+        return not self.has_spec or self.custom_code or self.task is None or self.task in GENERATIVE_TASKS
 
     @property
     def generative(self) -> bool:
@@ -67,7 +75,7 @@ def deployed(request: Request, name: str) -> Deployed | None:
     if task is None:  # inferred by the replicas: each reports the task it serves
         task = next((replica.info.get("task") for replica in live.replicas if replica.info.get("task")), None)
     if spec is None:
-        return Deployed(task=task, custom_code=False)
+        return Deployed(task=task, custom_code=False, has_spec=False)
     default = spec.generation.default_max_new_tokens if spec.generation is not None else _DEFAULT_MAX_NEW_TOKENS
     return Deployed(task=task, custom_code=spec.custom_code, default_max_new_tokens=default)
 
