@@ -4,6 +4,8 @@
     ├── ValidationError               400 (bad invocation body, bad parameters)
     │   └── SpecError                 422 (bad endpoint spec; carries per-field details)
     ├── Unauthorized                  401
+    ├── Forbidden                     403 (a valid token without the scope or the endpoint)
+    ├── NotFound                      404 (a token or other named thing that does not exist)
     ├── EndpointNotFound              404
     ├── InferenceNotFound             404 (no async inference of that id)
     ├── EndpointExists                409
@@ -73,6 +75,20 @@ class GenerationLimitExceeded(ValidationError):
 class Unauthorized(HubserveError):
     status = 401
     type = "UnauthorizedError"
+
+
+class Forbidden(HubserveError):
+    """A valid token whose scopes or endpoint list do not allow this request."""
+
+    status = 403
+    type = "ForbiddenError"
+
+
+class NotFound(HubserveError):
+    """A named thing (a token, ...) that does not exist."""
+
+    status = 404
+    type = "NotFound"
 
 
 class EndpointNotFound(HubserveError):

@@ -17,7 +17,9 @@ from hubserve.logs import EventLog
 from hubserve.metrics import Metrics
 from hubserve.settings import Settings
 from hubserve.storage import Storage
+from hubserve.store.audit import AuditStore
 from hubserve.store.sagemaker import SageMakerStore
+from hubserve.store.tokens import TokenStore
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -32,3 +34,5 @@ class Services:
     async_inference: AsyncInference
     batch_jobs: BatchJobRunner
     sagemaker_store: SageMakerStore
+    tokens: TokenStore  # scoped API tokens; the auth layer verifies every request against it
+    audit: AuditStore  # the audit log of changes, written by api.audit.AuditLog

@@ -71,7 +71,7 @@ def test_invoking_a_paused_endpoint_names_the_resume_command(
         assert done.returncode == 1
         assert f"resume it with `hubserve endpoint resume {classifier}`" in done.stderr
         assert "POST /v1/" not in done.stderr
-        answer = httpx.post(f"{server.url}/endpoints/{classifier}", json={"inputs": "x"})
+        answer = httpx.post(f"{server.url}/endpoints/{classifier}", headers=server.headers(), json={"inputs": "x"})
         assert f"POST /v1/endpoints/{classifier}/resume" in answer.json()["error"]["message"]  # the API keeps its route
     finally:
         api.post(f"/v1/endpoints/{classifier}/resume")

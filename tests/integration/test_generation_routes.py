@@ -53,7 +53,7 @@ def hub_client_online(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def client(server: RunningServer, name: str) -> InferenceClient:
-    return InferenceClient(model=f"{server.url}/endpoints/{name}", timeout=60)
+    return InferenceClient(model=f"{server.url}/endpoints/{name}", token=server.token, timeout=60)
 
 
 def _events(response: httpx.Response) -> list[dict[str, Any]]:
@@ -103,7 +103,7 @@ def test_chat_completion_through_the_template(server: RunningServer, endpoints: 
 
 def test_generate_with_prefill_details(server: RunningServer, endpoints: dict[str, str]) -> None:
     body = {"inputs": PROMPT, "parameters": {"max_new_tokens": 3, "details": True, "decoder_input_details": True}}
-    answer = httpx.post(f"{server.url}/endpoints/{LLAMA}/generate", json=body, timeout=60)
+    answer = httpx.post(f"{server.url}/endpoints/{LLAMA}/generate", headers=server.headers(), json=body, timeout=60)
     assert answer.status_code == 200, answer.text
     output = TextGenerationOutput.parse_obj_as_instance(answer.json())
     assert output.details is not None and len(output.details.tokens) == output.details.generated_tokens
@@ -113,13 +113,13 @@ def test_generate_with_prefill_details(server: RunningServer, endpoints: dict[st
 
 def test_toolkit_route_streams_tgi_events_when_asked(server: RunningServer, endpoints: dict[str, str]) -> None:
     body = {"inputs": PROMPT, "parameters": {"max_new_tokens": 4}}
-    with httpx.stream("POST", f"{server.url}/endpoints/{LLAMA}", json=body, headers={"Accept": "text/event-stream"},
+    with httpx.stream("POST", f"{server.url}/endpoints/{LLAMA}", json=body, headers={**server.headers(), "Accept": "text/event-stream"},
                       timeout=60) as response:  # fmt: skip
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
         events = _events(response)
     assert [event["index"] for event in events] == list(range(1, len(events) + 1))
     assert events[-1]["details"]["generated_tokens"] == len(events)
-    one = httpx.post(f"{server.url}/endpoints/{LLAMA}", json={**body, "parameters": {"max_new_tokens": 4, "details": True}}, timeout=60)
+    one = httpx.post(f"{server.url}/endpoints/{LLAMA}", headers=server.headers(), json={**body, "parameters": {"max_new_tokens": 4, "details": True}}, timeout=60)
     assert one.status_code == 200 and one.json()[0]["details"]["generated_tokens"] == len(events)
     assert one.json()[0]["generated_text"] == events[-1]["generated_text"]  # greedy: the same text, streamed or not
 
@@ -127,11 +127,11 @@ def test_toolkit_route_streams_tgi_events_when_asked(server: RunningServer, endp
 def test_an_encoder_decoder_streams_too(server: RunningServer, endpoints: dict[str, str]) -> None:
     text = "The tower is 324 metres tall, about the same height as an 81-storey building."
     body = {"inputs": text, "parameters": {"max_new_tokens": 5}}
-    with httpx.stream("POST", f"{server.url}/endpoints/{SUMMARIZE}/generate_stream", json=body, timeout=60) as response:
+    with httpx.stream("POST", f"{server.url}/endpoints/{SUMMARIZE}/generate_stream", headers=server.headers(), json=body, timeout=60) as response:
         assert response.status_code == 200
         events = _events(response)
     assert events[-1]["details"]["generated_tokens"] == len(events) <= 5
-    whole = httpx.post(f"{server.url}/endpoints/{SUMMARIZE}", json=body, timeout=60).json()
+    whole = httpx.post(f"{server.url}/endpoints/{SUMMARIZE}", headers=server.headers(), json=body, timeout=60).json()
     assert whole == [{"summary_text": events[-1]["generated_text"]}]  # the toolkit's key for the task
     assert client(server, SUMMARIZE).summarization(text, generate_parameters={"max_new_tokens": 5}).summary_text == whole[0]["summary_text"]
 
@@ -140,7 +140,7 @@ def test_an_encoder_decoder_streams_too(server: RunningServer, endpoints: dict[s
 def test_curl_sees_tgi_framing(server: RunningServer, endpoints: dict[str, str]) -> None:
     body = json.dumps({"inputs": PROMPT, "parameters": {"max_new_tokens": 3}})
     raw = subprocess.run(["curl", "-sN", "-X", "POST", f"{server.url}/endpoints/{LLAMA}/generate_stream",
-                          "-H", "Content-Type: application/json", "-d", body],
+                          "-H", "Content-Type: application/json", "-H", f"Authorization: Bearer {server.token}", "-d", body],
                          capture_output=True, text=True, timeout=60, check=True).stdout  # fmt: skip
     events = [event for event in raw.split("\n\n") if event]
     assert events and all(event.startswith('data:{"index":') for event in events), raw
@@ -150,22 +150,22 @@ def test_curl_sees_tgi_framing(server: RunningServer, endpoints: dict[str, str])
 
 def test_stop_sequences_and_seeds(server: RunningServer, endpoints: dict[str, str]) -> None:
     url = f"{server.url}/endpoints/{LLAMA}/generate"
-    greedy = httpx.post(url, json={"inputs": PROMPT, "parameters": {"max_new_tokens": 12}}, timeout=60).json()["generated_text"]
+    greedy = httpx.post(url, headers=server.headers(), json={"inputs": PROMPT, "parameters": {"max_new_tokens": 12}}, timeout=60).json()["generated_text"]
     stop = greedy.strip()[-3:]
-    stopped = httpx.post(url, json={"inputs": PROMPT, "parameters": {"max_new_tokens": 12, "stop": [stop], "details": True}},
+    stopped = httpx.post(url, headers=server.headers(), json={"inputs": PROMPT, "parameters": {"max_new_tokens": 12, "stop": [stop], "details": True}},
                          timeout=60).json()  # fmt: skip
     assert stop not in stopped["generated_text"] and stopped["details"]["finish_reason"] == "stop_sequence"
     sampled = {"inputs": PROMPT, "parameters": {"max_new_tokens": 12, "do_sample": True, "temperature": 1.5, "seed": 7}}
-    first, second = (httpx.post(url, json=sampled, timeout=60).json()["generated_text"] for _ in range(2))
+    first, second = (httpx.post(url, headers=server.headers(), json=sampled, timeout=60).json()["generated_text"] for _ in range(2))
     assert first == second
 
 
 def test_errors_in_tgis_shape(server: RunningServer, endpoints: dict[str, str]) -> None:
-    over = httpx.post(f"{server.url}/endpoints/{LLAMA}/generate", json={"inputs": PROMPT, "parameters": {"max_new_tokens": CAP + 1}})
+    over = httpx.post(f"{server.url}/endpoints/{LLAMA}/generate", headers=server.headers(), json={"inputs": PROMPT, "parameters": {"max_new_tokens": CAP + 1}})
     assert over.status_code == 422 and over.json()["error_type"] == "validation" and str(CAP) in over.json()["error"]
-    missing = httpx.post(f"{server.url}/endpoints/no-such-endpoint/generate_stream", json={"inputs": PROMPT})
+    missing = httpx.post(f"{server.url}/endpoints/no-such-endpoint/generate_stream", headers=server.headers(), json={"inputs": PROMPT})
     assert missing.status_code == 404 and "no-such-endpoint" in missing.json()["error"]
-    unknown = httpx.post(f"{server.url}/endpoints/{GPT2}/generate", json={"inputs": PROMPT, "parameters": {"typical_p": 0.5}})
+    unknown = httpx.post(f"{server.url}/endpoints/{GPT2}/generate", headers=server.headers(), json={"inputs": PROMPT, "parameters": {"typical_p": 0.5}})
     assert unknown.status_code == 400 and "`model_kwargs` are not used" in unknown.json()["error"]
 
 
@@ -191,21 +191,21 @@ def test_boto3_reads_tgi_events_in_payload_parts(server: RunningServer, endpoint
 
 def test_leaving_mid_stream_frees_the_slot(api: httpx.Client, server: RunningServer, endpoints: dict[str, str]) -> None:
     body = {"inputs": PROMPT, "parameters": {"max_new_tokens": CAP}}
-    with httpx.stream("POST", f"{server.url}/endpoints/{LLAMA}/generate_stream", json=body, timeout=60) as response:
+    with httpx.stream("POST", f"{server.url}/endpoints/{LLAMA}/generate_stream", headers=server.headers(), json=body, timeout=60) as response:
         lines = response.iter_lines()
         seen = [line for _, line in zip(range(6), lines, strict=False)]  # three events and their blank lines
     assert sum(line.startswith("data:") for line in seen) == 3
     wait_until_nothing_in_flight(api, LLAMA)
-    short = httpx.post(f"{server.url}/endpoints/{LLAMA}/generate", json={"inputs": PROMPT, "parameters": {"max_new_tokens": 2}}, timeout=60)
+    short = httpx.post(f"{server.url}/endpoints/{LLAMA}/generate", headers=server.headers(), json={"inputs": PROMPT, "parameters": {"max_new_tokens": 2}}, timeout=60)
     assert short.status_code == 200
 
 
 def test_a_short_request_is_not_held_behind_a_long_stream(server: RunningServer, endpoints: dict[str, str]) -> None:
     body = {"inputs": PROMPT, "parameters": {"max_new_tokens": CAP}}
-    with httpx.stream("POST", f"{server.url}/endpoints/{LLAMA}/generate_stream", json=body, timeout=60) as long:
+    with httpx.stream("POST", f"{server.url}/endpoints/{LLAMA}/generate_stream", headers=server.headers(), json=body, timeout=60) as long:
         lines = long.iter_lines()
         assert next(lines).startswith("data:")  # the long one is generating
-        short = httpx.post(f"{server.url}/endpoints/{LLAMA}/generate",
+        short = httpx.post(f"{server.url}/endpoints/{LLAMA}/generate", headers=server.headers(),
                            json={"inputs": "Hi", "parameters": {"max_new_tokens": 3, "details": True}}, timeout=60)  # fmt: skip
         assert short.status_code == 200 and short.json()["details"]["generated_tokens"] <= 3
         later = [line for _, line in zip(range(20), lines, strict=False) if line.startswith("data:")]

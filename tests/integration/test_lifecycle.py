@@ -47,7 +47,7 @@ def test_full_lifecycle(api: httpx.Client, tiny_models: dict[str, Path]) -> None
     stop = time.monotonic() + 120
 
     def hammer() -> None:
-        with httpx.Client(base_url=api.base_url, timeout=60) as client:
+        with httpx.Client(base_url=api.base_url, headers=api.headers, timeout=60) as client:
             while time.monotonic() < stop:
                 response = client.post("/endpoints/life", json={"inputs": "steady traffic"})
                 statuses.append(response.status_code)

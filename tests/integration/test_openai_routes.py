@@ -33,7 +33,7 @@ def endpoints(api: httpx.Client, tiny_models: dict[str, Path], tmp_path_factory:
 
 
 def client(server: RunningServer, name: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/endpoints/{name}/v1", api_key="unused", max_retries=0, timeout=60)
+    return openai.OpenAI(base_url=f"{server.url}/endpoints/{name}/v1", api_key=server.token, max_retries=0, timeout=60)
 
 
 def test_chat_completion_whole_and_streamed(server: RunningServer, endpoints: dict[str, str]) -> None:

@@ -259,6 +259,6 @@ def test_sigv4_with_the_token_as_secret(sm: Any, sm_server: RunningServer) -> No
     with pytest.raises(ClientError) as info:
         wrong.list_endpoints()
     assert info.value.response["Error"]["Code"] == "InvalidSignatureException"
-    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 401  # a wrong credential: 401, as every route
     unsigned = httpx.post(sm_server.url + "/", headers={"X-Amz-Target": "SageMaker.ListEndpoints"}, content=b"{}")
-    assert unsigned.status_code == 403 and unsigned.json()["__type"] == "UnrecognizedClientException"
+    assert unsigned.status_code == 401 and unsigned.json()["__type"] == "MissingAuthenticationTokenException"

@@ -57,7 +57,7 @@ def test_async_errors_reach_boto3_with_their_code_and_message(runtime: Any, endp
 
 def test_the_aws_cli_prints_the_async_error(server: RunningServer, endpoint: str) -> None:
     aws = Path(sys.executable).with_name("aws")
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "hubserve", "AWS_SECRET_ACCESS_KEY": "unused",
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "hubserve", "AWS_SECRET_ACCESS_KEY": server.token,
            "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}  # fmt: skip
     done = subprocess.run([str(aws), "sagemaker-runtime", "invoke-endpoint-async", "--endpoint-name", endpoint,
                            "--input-location", "/etc/passwd", "--endpoint-url", server.url],

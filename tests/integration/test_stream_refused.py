@@ -94,7 +94,7 @@ def test_sagemaker_refuses_in_its_own_shape(api: httpx.Client, runtime: Any, end
 
 def test_an_endpoint_that_streams_keeps_streaming(server: RunningServer, runtime: Any, endpoints: None) -> None:
     body = {"inputs": {"parts": 3}, "stream": True}
-    with httpx.stream("POST", f"{server.url}/endpoints/{STREAMER}", json=body, timeout=60) as response:
+    with httpx.stream("POST", f"{server.url}/endpoints/{STREAMER}", headers=server.headers(), json=body, timeout=60) as response:
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
         events = [json.loads(line[5:]) for line in response.iter_lines() if line.startswith("data:")]
     assert [event["token"]["id"] for event in events] == [0, 1, 2]

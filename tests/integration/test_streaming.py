@@ -36,7 +36,7 @@ def _events(response: httpx.Response) -> list[dict]:
 
 def test_parts_arrive_as_server_sent_events(server: RunningServer, streamer: str) -> None:
     body = {"inputs": {"parts": 5}}
-    with httpx.stream("POST", f"{server.url}/endpoints/{streamer}", json=body, headers=SSE, timeout=60) as response:
+    with httpx.stream("POST", f"{server.url}/endpoints/{streamer}", json=body, headers={**server.headers(), **SSE}, timeout=60) as response:
         assert response.status_code == 200, response.read()
         assert response.headers["content-type"].startswith("text/event-stream")
         events = _events(response)
@@ -45,7 +45,7 @@ def test_parts_arrive_as_server_sent_events(server: RunningServer, streamer: str
 
 def test_a_stream_is_an_invocation_in_the_metrics(api: httpx.Client, server: RunningServer, streamer: str) -> None:
     before = api.get(f"/v1/endpoints/{streamer}/metrics", params={"window": "5m"}).json()["invocations"]
-    with httpx.stream("POST", f"{server.url}/endpoints/{streamer}", json={"inputs": {"parts": 2}}, headers=SSE,
+    with httpx.stream("POST", f"{server.url}/endpoints/{streamer}", json={"inputs": {"parts": 2}}, headers={**server.headers(), **SSE},
                       timeout=60) as response:  # fmt: skip
         assert len(_events(response)) == 2
     deadline = time.monotonic() + 10
@@ -58,15 +58,15 @@ def test_a_stream_is_an_invocation_in_the_metrics(api: httpx.Client, server: Run
 
 
 def test_errors_before_the_first_part_keep_their_status(server: RunningServer, streamer: str) -> None:
-    missing = httpx.post(f"{server.url}/endpoints/streamer-that-is-not-there", json={"inputs": {}}, headers=SSE)
+    missing = httpx.post(f"{server.url}/endpoints/streamer-that-is-not-there", json={"inputs": {}}, headers={**server.headers(), **SSE})
     assert missing.status_code == 404 and missing.json()["error"]["type"] == "EndpointNotFound"
-    malformed = httpx.post(f"{server.url}/endpoints/{streamer}", content=b"{nope", headers={**SSE, "Content-Type": "application/json"})
+    malformed = httpx.post(f"{server.url}/endpoints/{streamer}", content=b"{nope", headers={**server.headers(), **SSE, "Content-Type": "application/json"})
     assert malformed.status_code == 400 and malformed.json()["error"]["type"] == "ValidationError"
 
 
 def test_an_error_mid_stream_is_the_last_event(server: RunningServer, streamer: str) -> None:
     body = {"inputs": {"parts": 5, "fail_after": 2}}
-    with httpx.stream("POST", f"{server.url}/endpoints/{streamer}", json=body, headers=SSE, timeout=60) as response:
+    with httpx.stream("POST", f"{server.url}/endpoints/{streamer}", json=body, headers={**server.headers(), **SSE}, timeout=60) as response:
         assert response.status_code == 200  # the first part was already sent when the handler failed
         lines = list(response.iter_lines())
     data = [json.loads(line[len("data:"):]) for line in lines if line.startswith("data:")]
@@ -78,7 +78,7 @@ def test_an_error_mid_stream_is_the_last_event(server: RunningServer, streamer: 
 def test_a_client_that_leaves_cancels_the_stream_in_the_replica(server: RunningServer, streamer: str, tmp_path: Path) -> None:
     progress = tmp_path / "progress"
     body = {"inputs": {"parts": 400, "delay_s": 0.02, "progress": str(progress)}}
-    with httpx.stream("POST", f"{server.url}/endpoints/{streamer}", json=body, headers=SSE, timeout=60) as response:
+    with httpx.stream("POST", f"{server.url}/endpoints/{streamer}", json=body, headers={**server.headers(), **SSE}, timeout=60) as response:
         assert response.status_code == 200
         lines = response.iter_lines()
         received = 0
@@ -93,6 +93,6 @@ def test_a_client_that_leaves_cancels_the_stream_in_the_replica(server: RunningS
     assert int(progress.read_text()) == stopped_at, "the handler kept producing parts after the client left"
     assert stopped_at < 400
     # The replica's inference thread is free again: the next stream is served in full.
-    with httpx.stream("POST", f"{server.url}/endpoints/{streamer}", json={"inputs": {"parts": 3}}, headers=SSE,
+    with httpx.stream("POST", f"{server.url}/endpoints/{streamer}", json={"inputs": {"parts": 3}}, headers={**server.headers(), **SSE},
                       timeout=60) as response:  # fmt: skip
         assert [event["token"]["id"] for event in _events(response)] == [0, 1, 2]

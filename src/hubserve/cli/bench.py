@@ -76,7 +76,7 @@ def bench(
         duration=duration or 0.0,
         rate=rate or 0.0,
         timeout=timeout,
-        headers=_headers(header or []),
+        headers=_with_token(_headers(header or []), token or globals_of(ctx).token),
     )
     as_json = want_json(ctx, json_)
     try:
@@ -103,6 +103,13 @@ def bench(
             err=True,
         )
         raise typer.Exit(1)
+
+
+def _with_token(headers: dict[str, str], token: str | None) -> dict[str, str]:
+    """The bench sends the CLI's token as a bearer token, as every client must on a protected endpoint."""
+    if token and not any(name.lower() == "authorization" for name in headers):
+        return {**headers, "Authorization": f"Bearer {token}"}
+    return headers
 
 
 def example_body(target: str, base_url: str, token: str | None) -> bytes:

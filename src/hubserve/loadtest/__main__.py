@@ -8,10 +8,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from dataclasses import asdict
 
-from hubserve.loadtest.driver import Plan, run, use_uvloop
+from hubserve.loadtest.driver import HEADERS_ENV, Plan, run, use_uvloop
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--header", action="append", default=[], help="NAME: VALUE, repeatable")
     args = parser.parse_args(argv)
-    headers = dict(h.split(":", 1) for h in args.header)
+    headers = {**json.loads(os.environ.get(HEADERS_ENV) or "{}"), **dict(h.split(":", 1) for h in args.header)}
     plan = Plan(
         url=args.url, body=sys.stdin.buffer.read(), concurrency=args.concurrency, requests=args.requests,
         duration=args.duration, rate=args.rate, timeout=args.timeout,

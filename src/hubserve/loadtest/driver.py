@@ -34,6 +34,9 @@ _KEPT_BODY = 4096  # of the first failed answer's body
 _TRANSPORT_ERRORS = (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, IndexError)
 
 
+HEADERS_ENV = "HUBSERVE_LOADTEST_HEADERS"  # the parent's headers as JSON: argv would show a token in `ps`
+
+
 @dataclass
 class Plan:
     """What to send, how hard, and for how long."""

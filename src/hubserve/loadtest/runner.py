@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 
-from hubserve.loadtest.driver import Plan, Results
+from hubserve.loadtest.driver import HEADERS_ENV, Plan, Results
 
 
 class LoadTestError(Exception):
@@ -23,11 +23,10 @@ def run_in_child(plan: Plan) -> Results:
     argv = [sys.executable, "-m", "hubserve.loadtest", "--url", plan.url, "-n", str(plan.requests),
             "-c", str(plan.concurrency), "--duration", str(plan.duration), "--rate", str(plan.rate),
             "--timeout", str(plan.timeout)]  # fmt: skip
-    for name, value in plan.headers.items():
-        argv += ["--header", f"{name}: {value}"]
+    # headers go through the environment, not argv: an Authorization header must not show in `ps`
     # hard stop: the run's own bound, then every in-flight request's timeout, then a margin
     limit = plan.duration + plan.timeout + 30 if plan.duration > 0 else None
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", HEADERS_ENV: json.dumps(plan.headers)}
     try:
         done = subprocess.run(argv, input=plan.body, capture_output=True, timeout=limit, env=env, check=False)
     except subprocess.TimeoutExpired:

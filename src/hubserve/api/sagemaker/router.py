@@ -7,7 +7,6 @@ and answered as awsJson: the output shape as JSON, or ``{"__type", "message"}`` 
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from typing import Any
@@ -17,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from hubserve.api import deps
+from hubserve.api.bodies import BodyError, parse_json
 from hubserve.api.sagemaker import (
     sigv4,
     tagging,  # noqa: F401  (AddTags, DeleteTags and ListTags register themselves)
@@ -49,11 +49,7 @@ async def _handle(request: Request) -> Response:
     body = await request.body()
     services = deps.services(request)
     headers = {name.lower(): value for name, value in request.headers.items()}
-    if services.settings.token:
-        url = f"{request.url.scheme}://{headers.get('host', request.url.netloc)}{request.url.path}"
-        if request.url.query:
-            url += f"?{request.url.query}"
-        sigv4.verify(services.settings.token, request.method, url, headers, body)
+    # SigV4 (or a bearer token) was verified by the authentication layer (api.auth) before the body was read.
     target = headers.get("x-amz-target", "")
     name = target.removeprefix(_TARGET_PREFIX) if target.startswith(_TARGET_PREFIX) else ""
     operation = OPERATIONS.get(name)
@@ -64,9 +60,9 @@ async def _handle(request: Request) -> Response:
             f"Operation {target or '(no X-Amz-Target)'} is not supported by hubserve. Supported: {supported}.",
         )
     try:
-        payload: Any = json.loads(body) if body.strip() else {}
-    except ValueError:
-        raise SageMakerApiError("SerializationException", "The request body is not valid JSON.") from None
+        payload: Any = parse_json(body, empty={})
+    except BodyError as exc:
+        raise SageMakerApiError("SerializationException", exc.message) from None
     if not isinstance(payload, dict):
         raise SageMakerApiError("SerializationException", "The request body must be a JSON object.")
     region = sigv4.region_of(headers.get("authorization")) or "us-east-1"
