@@ -34,6 +34,9 @@ _COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("GET", rf"/v1/batch-jobs/{_SEGMENT}", "hubserve batch describe {0}"),
     ("POST", rf"/v1/batch-jobs/{_SEGMENT}/stop", "hubserve batch stop {0}"),
     ("POST", rf"/v1/batch-jobs/{_SEGMENT}/start", "hubserve batch start {0}"),
+    ("GET", r"/v1/tokens", "hubserve token list"),
+    ("DELETE", rf"/v1/tokens/{_SEGMENT}", "hubserve token revoke {0}"),
+    ("GET", r"/v1/audit", "hubserve audit"),
 )
 _COMPILED = tuple((method, re.compile(path), command) for method, path, command in _COMMANDS)
 

@@ -11,8 +11,9 @@ from typing import Annotated
 import typer
 
 from hubserve import __version__
-from hubserve.cli import async_cmd, batch, endpoint, observe
+from hubserve.cli import async_cmd, batch, endpoint, observe, token
 from hubserve.cli.apply import apply, export, plan
+from hubserve.cli.audit import audit
 from hubserve.cli.bench import bench
 from hubserve.cli.common import Globals
 from hubserve.cli.cost import cost
@@ -58,6 +59,8 @@ endpoint.app.command("logs")(observe.logs)
 app.add_typer(endpoint.app, name="endpoint")
 app.add_typer(async_cmd.app, name="async")
 app.add_typer(batch.app, name="batch")
+app.add_typer(token.app, name="token")
+app.command("audit")(audit)
 app.command("invoke")(invoke)
 app.command("serve")(serve)
 app.command("quickstart")(quickstart)

@@ -205,6 +205,27 @@ class AsyncClient:
                 raise ClientError(f"async inference {inference_id} is still {inference.get('status')} after {timeout:g}s")
             await asyncio.sleep(min(interval, remaining))
 
+    # tokens and the audit log (admin scope) ---------------------------------------
+    async def create_token(
+        self, name: str, scopes: Iterable[str], endpoints: Iterable[str] | None = None
+    ) -> dict[str, Any]:
+        """A new scoped token: its record plus ``token``, the secret shown this once (keep it)."""
+        return await self._call(http.create_token(name, scopes, endpoints))  # type: ignore[no-any-return]
+
+    async def list_tokens(self, include_revoked: bool = False) -> list[dict[str, Any]]:
+        return http.items(await self._call(http.list_tokens(include_revoked)))
+
+    async def get_token(self, token_id: str) -> dict[str, Any]:
+        return await self._call(http.token(token_id))  # type: ignore[no-any-return]
+
+    async def revoke_token(self, token_id: str) -> dict[str, Any]:
+        return await self._call(http.token(token_id, revoke=True))  # type: ignore[no-any-return]
+
+    async def audit(
+        self, limit: int = 100, since: str | None = None, endpoint: str | None = None
+    ) -> list[dict[str, Any]]:
+        return http.items(await self._call(http.audit(limit, since, endpoint)))
+
     # plumbing ------------------------------------------------------------------
     async def _call(self, call: Call) -> Any:
         try:

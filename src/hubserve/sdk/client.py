@@ -289,6 +289,26 @@ class Client:
                 raise ClientError(f"batch job {job_id} is still {job.get('status')} after {timeout:g}s")
             time.sleep(interval)
 
+    # tokens and the audit log (admin scope) ---------------------------------------
+    def create_token(self, name: str, scopes: Iterable[str], endpoints: Iterable[str] | None = None) -> dict[str, Any]:
+        """A new scoped token: its record plus ``token``, the secret shown this once (keep it)."""
+        return self._call(http.create_token(name, scopes, endpoints))  # type: ignore[no-any-return]
+
+    def list_tokens(self, include_revoked: bool = False) -> list[dict[str, Any]]:
+        """Token records (id, name, scopes, endpoints, created, last used, revoked), never secrets."""
+        return http.items(self._call(http.list_tokens(include_revoked)))
+
+    def get_token(self, token_id: str) -> dict[str, Any]:
+        return self._call(http.token(token_id))  # type: ignore[no-any-return]
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        """Revoke a token: every request that sends it is refused from now on."""
+        return self._call(http.token(token_id, revoke=True))  # type: ignore[no-any-return]
+
+    def audit(self, limit: int = 100, since: str | None = None, endpoint: str | None = None) -> list[dict[str, Any]]:
+        """The audit log of changes, newest first; ``since``: an ISO 8601 time; ``endpoint``: one target."""
+        return http.items(self._call(http.audit(limit, since, endpoint)))
+
     # plumbing ------------------------------------------------------------------
     def _call(self, call: Call) -> Any:
         return http.read(call, self._request(call.method, call.path, **call.kwargs()))

@@ -281,6 +281,30 @@ def batch_job(job_id: str, action: Literal["", "stop", "start"] = "") -> Call:
     return Call("POST" if action else "GET", path)
 
 
+def create_token(name: str, scopes: Iterable[str], endpoints: Iterable[str] | None) -> Call:
+    body: dict[str, Any] = {"name": name, "scopes": list(scopes)}
+    if endpoints is not None:
+        body["endpoints"] = list(endpoints)
+    return Call("POST", "/v1/tokens", json=body)
+
+
+def list_tokens(include_revoked: bool) -> Call:
+    return Call("GET", "/v1/tokens", params={"include_revoked": "true"} if include_revoked else None)
+
+
+def token(token_id: str, revoke: bool = False) -> Call:
+    return Call("DELETE" if revoke else "GET", f"/v1/tokens/{quote(token_id, safe='')}")
+
+
+def audit(limit: int, since: str | None, endpoint: str | None) -> Call:
+    params: dict[str, Any] = {"limit": limit}
+    if since is not None:
+        params["since"] = since
+    if endpoint is not None:
+        params["endpoint"] = endpoint
+    return Call("GET", "/v1/audit", params=params)
+
+
 def hf_body(data: Any, parameters: Mapping[str, Any] | None) -> bytes:
     if isinstance(data, (bytes, bytearray)):
         if parameters:
@@ -352,6 +376,8 @@ _BY_TYPE: dict[str, type[errors.HubserveError]] = {
         errors.ValidationError,
         errors.GenerationLimitExceeded,
         errors.Unauthorized,
+        errors.Forbidden,
+        errors.NotFound,
         errors.EndpointNotFound,
         errors.InferenceNotFound,
         errors.BatchJobNotFound,
@@ -371,6 +397,7 @@ _BY_STATUS: dict[int, type[errors.HubserveError]] = {
         errors.ValidationError,
         errors.SpecError,
         errors.Unauthorized,
+        errors.Forbidden,
         errors.EndpointNotFound,
         errors.EndpointExists,
         errors.PayloadTooLarge,

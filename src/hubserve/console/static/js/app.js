@@ -5,10 +5,13 @@ import { renderList } from "./pages/list.js";
 import { renderCreate } from "./pages/create.js";
 import { renderEndpoint } from "./pages/endpoint.js";
 import { renderPlayground } from "./pages/playground.js";
+import { renderAudit, renderTokens } from "./pages/tokens.js";
 
 const ROUTES = [
   [/^#?\/?$/, renderList],
   [/^#\/create$/, renderCreate],
+  [/^#\/tokens$/, renderTokens],
+  [/^#\/audit$/, renderAudit],
   [/^#\/endpoints\/([a-z0-9-]+)\/playground$/, renderPlayground],
   [/^#\/endpoints\/([a-z0-9-]+)$/, renderEndpoint],
 ];
