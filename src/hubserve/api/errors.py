@@ -55,6 +55,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400 and error.detail == "There was an error parsing the body":  # FastAPI's words
+            return error_response(ValidationError(
+                "The request body could not be parsed: send a JSON object encoded as UTF-8, not nested too deeply."
+            ))  # fmt: skip
         names = {404: "NotFound", 405: "MethodNotAllowed"}
         failure = HubserveError(str(error.detail))
         failure.status, failure.type = error.status_code, names.get(error.status_code, "HTTPError")

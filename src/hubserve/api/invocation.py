@@ -29,6 +29,7 @@ from sse_starlette import EventSourceResponse
 from starlette.background import BackgroundTask
 
 from hubserve.api import deps
+from hubserve.api.bodies import check_batch
 from hubserve.api.errors import error_response
 from hubserve.api.generation import neutral, toolkit
 from hubserve.api.sagemaker import eventstream
@@ -50,7 +51,8 @@ EVENT_STREAM = "text/event-stream"
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refused as soon as it is known to be over ``limit`` (never read whole first)."""
+    """The raw body, refused as soon as it is known to be over ``limit`` (never read whole first), or when
+    its ``inputs`` list is longer than the server's ``max_batch_inputs``."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise payload_too_large(limit)
@@ -61,7 +63,9 @@ async def read_body(request: Request, limit: int) -> bytes:
         if size > limit:
             raise payload_too_large(limit)
         chunks.append(chunk)
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    check_batch(body, deps.settings(request).max_batch_inputs)
+    return body
 
 
 def _invocation(request: Request, name: str, body: bytes, received: float) -> Invocation:
@@ -72,6 +76,7 @@ def _invocation(request: Request, name: str, body: bytes, received: float) -> In
         endpoint=name, body=body, content_type=headers.get("content-type", "application/json"),
         accept="application/json" if stream else accept,  # each part is JSON; the event framing is the route's
         stream=stream, path=request.scope["path"], received=received,  # not request.url: it parses
+        client_gone=request.is_disconnected,  # a client that hangs up frees its slot at once
     )  # fmt: skip
 
 
@@ -81,7 +86,7 @@ def _asks_for_stream(body: bytes) -> bool:
         return False
     try:
         return msgspec.json.decode(body, type=_StreamFlag).stream is True
-    except (msgspec.DecodeError, msgspec.ValidationError):  # not an object: the replica says what is wrong
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):  # the replica says what is wrong
         return False
 
 

@@ -137,6 +137,8 @@ def decode_json(body: bytes, content_type: str) -> Any:
         return json.loads(body)
     except ValueError as exc:
         raise ValidationError(f"the request body is not valid JSON ({exc}); send a JSON object") from None
+    except RecursionError:
+        raise ValidationError("the request body's JSON is nested too deeply; send a flatter JSON object") from None
 
 
 def encode_json(prediction: Any) -> tuple[bytes, str]:

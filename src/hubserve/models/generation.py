@@ -15,6 +15,11 @@ from typing import Any
 from hubserve.errors import ValidationError
 from hubserve.models.requests import Check, anything, boolean, integer, number
 
+# Beam search multiplies the work and memory of every step by its width: 3,000 beams on a tiny model
+# grew the replica past 2 GB. Eight is what serving stacks allow in practice (TGI has no beams at all).
+MAX_BEAMS = 8
+MAX_RETURN_SEQUENCES = 8
+
 GENERATION_PARAMETERS: dict[str, Check] = {
     "max_new_tokens": integer(1),
     "min_new_tokens": integer(0),
@@ -23,7 +28,7 @@ GENERATION_PARAMETERS: dict[str, Check] = {
     "do_sample": boolean,
     "temperature": number(0.0),
     "top_k": integer(0),
-    "top_p": number(0.0),
+    "top_p": number(0.0, 1.0),
     "typical_p": number(0.0),
     "min_p": number(0.0),
     "epsilon_cutoff": number(0.0),
@@ -33,8 +38,8 @@ GENERATION_PARAMETERS: dict[str, Check] = {
     "length_penalty": number(),
     "no_repeat_ngram_size": integer(0),
     "encoder_no_repeat_ngram_size": integer(0),
-    "num_beams": integer(1),
-    "num_return_sequences": integer(1),
+    "num_beams": integer(1, MAX_BEAMS),
+    "num_return_sequences": integer(1, MAX_RETURN_SEQUENCES),
     "early_stopping": anything,  # true, false or "never"
     "renormalize_logits": boolean,
     "bad_words_ids": anything,

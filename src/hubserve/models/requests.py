@@ -124,12 +124,14 @@ def integer(minimum: int | None = None, maximum: int | None = None) -> Check:
     return check
 
 
-def number(minimum: float | None = None) -> Check:
+def number(minimum: float | None = None, maximum: float | None = None) -> Check:
     def check(name: str, value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:  # NaN is no number
             raise ValidationError(f"parameter '{name}' must be a number, got {value!r}")
         if minimum is not None and value < minimum:
             raise ValidationError(f"parameter '{name}' must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise ValidationError(f"parameter '{name}' must be at most {maximum}, got {value}")
         return float(value)
 
     return check

@@ -61,6 +61,8 @@ def parse_body(body: bytes, content_type: str) -> Any:
         return msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise ValidationError(f"The request body is not valid JSON ({exc}). Send a JSON object like {_EXAMPLE}.") from None
+    except RecursionError:  # msgspec's own depth limit (~1000 levels)
+        raise ValidationError(f"The request body's JSON is nested too deeply. Send a JSON object like {_EXAMPLE}.") from None
 
 
 def check_accept(accept: str, csv: bool = False) -> None:

@@ -102,6 +102,8 @@ def decode_json(body: bytes, what: str = "The request body") -> Any:
         return msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise ValidationError(f"{what} is not valid JSON ({exc}); send a JSON object.") from None
+    except RecursionError:
+        raise ValidationError(f"{what} is JSON nested too deeply; send a flatter JSON object.") from None
 
 
 def unused_parameters(names: list[str]) -> ValidationError:
@@ -133,7 +135,8 @@ def invocation(request: Request, name: str, inputs: Any, parameters: dict[str, A
     """The neutral request for ``name``, to send through the gateway."""
     body = msgspec.json.encode({"inputs": inputs, "parameters": parameters})
     return Invocation(endpoint=name, body=body, content_type="application/json", accept=GENERATION_MEDIA_TYPE,
-                      stream=stream, path=request.scope["path"], received=received)  # fmt: skip
+                      stream=stream, path=request.scope["path"], received=received,
+                      client_gone=None if stream else request.is_disconnected)  # fmt: skip
 
 
 def summary(body: bytes) -> CompletionSummary:

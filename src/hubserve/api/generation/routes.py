@@ -170,7 +170,7 @@ async def embeddings(request: Request, name: str) -> Response:
         body = await read_body(request, deps.settings(request).max_payload_bytes)
         texts, as_base64 = openai.embedding_request(neutral.decode_json(body))
         invocation = Invocation(endpoint=name, body=msgspec.json.encode({"inputs": texts}), path=request.scope["path"],
-                                received=received)  # fmt: skip
+                                received=received, client_gone=request.is_disconnected)  # fmt: skip
         result = await deps.gateway(request).invoke(invocation)
         vectors = openai.pooled(result.body, len(texts))
     except HubserveError as error:

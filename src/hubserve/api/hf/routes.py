@@ -10,7 +10,6 @@ namespace, so any namespace in the path addresses the same endpoints. Failures a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -20,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 
 from hubserve.api import deps
+from hubserve.api.bodies import parse_json
 from hubserve.api.hf import shapes
 from hubserve.api.management import describe, prepare
 from hubserve.control.controller import Controller
@@ -70,17 +70,12 @@ def _controller(request: Request) -> Controller:
 def _raw(request: Request, name: str) -> dict[str, Any]:
     services = deps.services(request)
     record, _ = services.controller.describe(name)
-    description = describe(services, name, str(request.base_url).rstrip("/"))
+    description = describe(services, name, services.settings.public_base_url)  # never the Host header
     return shapes.to_raw(description, record.spec, services.settings.serverless_slots_per_replica)
 
 
 async def _json(request: Request) -> Any:
-    try:
-        return json.loads(await request.body() or b"{}")
-    except ValueError:
-        raise ValidationError(
-            "The request body is not valid JSON; send a JSON object."
-        ) from None
+    return parse_json(await request.body(), empty={})
 
 
 @v2.get("/{namespace}", summary="List endpoints (Inference Endpoints shape)")
