@@ -30,7 +30,7 @@ from typing import Any
 from hubserve.backends.base import Replica, ReplicaHealth, ReplicaStartFailed, Resources
 from hubserve.control.controller import Controller
 from hubserve.control.live import EndpointLive
-from hubserve.errors import ReplicaCrashed
+from hubserve.errors import InvocationTimeout, ReplicaCrashed
 from hubserve.gateway import Admission, Gateway, Holding, Timing
 from hubserve.gateway.admission import Authorize
 from hubserve.logs import EventLog
@@ -77,9 +77,12 @@ class FakeChannel:
 
         self._enter(failure, invocation, fail)
         work = asyncio.ensure_future(self._backend._answer(invocation))
+        timeout = None if invocation.deadline is None else max(0.0, invocation.deadline - time.monotonic())
         try:
-            await asyncio.wait({work, failure}, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
+            done, _ = await asyncio.wait({work, failure}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if not done:  # the deadline passed: cancelled in the replica, as SocketChannel does
+                raise InvocationTimeout("the invocation's deadline passed; it was cancelled in the replica")
+        except (asyncio.CancelledError, InvocationTimeout):
             work.cancel()
             self._backend.cancelled.append(invocation)
             raise

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Literal, Protocol
 
 import msgspec
@@ -43,6 +43,9 @@ class Invocation:
     # The status a failure is answered with where the route's dialect differs from hubserve's own
     # (SageMaker's InvokeEndpoint: 429 for a paused endpoint); timing records that one. None: the error's.
     error_status: Callable[[Exception], int] | None = None
+    # Whether the client has left (a sync HTTP route's ``request.is_disconnected``): the gateway's one
+    # sweeper asks it while the invocation runs and, once gone, cancels it and frees its slot. None: not asked.
+    client_gone: Callable[[], Awaitable[bool]] | None = None
 
     @property
     def size(self) -> int:

@@ -133,7 +133,7 @@ async def test_delete_removes_the_endpoint(tmp_path: Path) -> None:
         await eventually(lambda: (w.controller.live("doomed") or live).state is EndpointState.RUNNING)
 
 
-async def test_memory_policing_stops_a_replica_over_its_size(tmp_path: Path) -> None:
+async def test_memory_policing_replaces_a_replica_a_request_pushed_over_its_size(tmp_path: Path) -> None:
     gate = Gate()
     async with wired(tmp_path, FakeBackend(gate)) as w:
         live = await w.deploy(serverless("hungry", memory_mb=1024))
@@ -143,13 +143,25 @@ async def test_memory_policing_stops_a_replica_over_its_size(tmp_path: Path) -> 
         await asyncio.sleep(0.1)
         assert replica.id in w.backend.alive  # 100 MB is within 1024 MB
 
-        w.backend.set_memory(replica.id, 1900.0)
+        w.backend.set_memory(replica.id, 1900.0)  # while it serves a request: the request is to blame
+        with pytest.raises(ModelError) as caught:
+            await in_flight
+        assert "while serving this request" in caught.value.message and "1024 MB" in caught.value.message
+        await eventually(lambda: replica.id not in w.backend.alive, what="the replica to stop")
+        await eventually(lambda: len(live.replicas) == 1 and live.replicas[0] is not replica, what="a replacement")
+        assert live.state is EndpointState.RUNNING
+        record = w.store.get("hungry")
+        assert record is not None and record.state is EndpointState.RUNNING
+
+
+async def test_memory_policing_fails_an_endpoint_whose_idle_replica_is_over_its_size(tmp_path: Path) -> None:
+    async with wired(tmp_path) as w:
+        live = await w.deploy(serverless("hungry", memory_mb=1024))
+        (replica,) = live.replicas
+        w.backend.set_memory(replica.id, 1900.0)  # idle: the model itself does not fit
         await eventually(lambda: live.state is EndpointState.FAILED, what="the memory breach")
         assert live.reason is not None and "memory size is too small" in live.reason
         assert "memory_mb: 3072" in live.reason
-        with pytest.raises(ModelError) as caught:
-            await in_flight
-        assert "memory size is too small" in caught.value.message
         await eventually(lambda: replica.id not in w.backend.alive, what="the replica to stop")
         assert not live.replicas
         record = w.store.get("hungry")

@@ -85,8 +85,13 @@ async def test_deadline_shorter_than_the_call_times_out_and_cancels_in_the_repli
         assert caught.value.status == 504
         assert w.backend.cancelled == [invocation]  # the cancel reached the replica
         assert float(caught.value.headers["x-model-latency-ms"]) >= 90.0
-        channel = live.replicas[0].channel
+        stuck = w.backend.started()[0]
+        channel = w.backend.replicas[stuck].channel
         assert channel is not None and channel.outstanding == 0
+        # Past its deadline a request's replica is killed and replaced (a stuck handler stops no other way).
+        await eventually(lambda: stuck not in w.backend.alive, what="the stuck replica to be killed")
+        await eventually(lambda: [r.id for r in live.replicas] not in ([], [stuck]), what="a replacement")
+        assert live.state is EndpointState.RUNNING
         traffic = w.gateway.traffic.get("slowpoke")
         assert traffic is not None and traffic.in_flight == 0
         await eventually(lambda: gate.waiting == 0, what="the replica's work to stop")

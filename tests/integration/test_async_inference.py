@@ -241,7 +241,7 @@ def test_timeout_then_ttl_expiry(api: httpx.Client, endpoints: dict[str, str], w
 
     timed_out = wait_done(api, ep, slow["inferenceId"])
     assert timed_out["status"] == "failed", timed_out
-    assert timed_out["error"]["type"] == "InvocationTimeout" and "within 2s" in timed_out["error"]["message"]
+    assert timed_out["error"]["type"] == "InvocationTimeout" and "within 2 s" in timed_out["error"]["message"]
     failure = json.loads(Path(timed_out["failureLocation"]).read_text())
     assert failure["error"]["type"] == "InvocationTimeout" and failure["status"] == "failed"
     call = webhooks.wait_for(slow["inferenceId"])

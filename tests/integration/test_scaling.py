@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.conftest import RunningServer, start_server, stop_server, wait_for_state
+from tests.integration.conftest import TOKEN, RunningServer, start_server, stop_server, wait_for_state
 from tests.integration.models import faulty_handler_model
 
 FAST_SCALING = {"HUBSERVE_SCALE_DOWN_WINDOW_S": "1", "HUBSERVE_AUTOSCALE_INTERVAL_S": "0.1"}
@@ -44,7 +44,7 @@ def deploy(api: httpx.Client, name: str, source: str, compute: dict, env: dict |
 
 def concurrently(url: str, name: str, bodies: list[dict]) -> list[httpx.Response]:
     def call(body: dict) -> httpx.Response:
-        with httpx.Client(base_url=url, timeout=120) as client:
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120) as client:
             return client.post(f"/endpoints/{name}", json=body)
 
     with concurrent.futures.ThreadPoolExecutor(len(bodies)) as pool:
@@ -102,14 +102,14 @@ def test_provisioned_concurrency_stays_warm(sapi: httpx.Client, handler_model: s
     sapi.delete("/v1/endpoints/warm")
 
 
-def test_memory_breach_stops_the_replica_with_a_model_error(sapi: httpx.Client, handler_model: str) -> None:
+def test_memory_breach_by_a_request_fails_it_alone_and_replaces_the_replica(sapi: httpx.Client, handler_model: str) -> None:
     deploy(sapi, "small", handler_model, {"type": "serverless", "memory_mb": 1024})
     breach = sapi.post("/endpoints/small", json={"inputs": "eat"})
     assert breach.status_code == 424, breach.text
     message = breach.json()["error"]["message"]
-    assert "memory size is too small" in message and "memory_mb: " in message
-    failed = wait_for_state(sapi, "small", {"failed"})
-    assert "memory size is too small" in failed["reason"]
+    assert "while serving this request" in message and "memory size of 1024 MB" in message
+    assert sapi.post("/endpoints/small", json={"inputs": "fine"}, timeout=120).status_code == 200  # a new replica
+    assert sapi.get("/v1/endpoints/small").json()["state"] == "running"  # the endpoint never failed
     assert sapi.get("/health").status_code == 200  # the server is fine
     sapi.delete("/v1/endpoints/small")
 

@@ -6,7 +6,9 @@ endpoint's runtime (the autoscaler counts it as demand, so queued work starts re
 scaled-to-zero endpoint), and claims work for each endpoint up to ``replicas x slots`` at once.
 An inference runs through the gateway like any invocation (kind ``async``: admission, holding
 through a cold start, the replica reads the payload from its location itself, timing and
-metrics), with the inference's processing timeout as its deadline. Results and failures are
+metrics), with the inference's processing timeout as its deadline, counted from its acceptance:
+an inference queued past it fails without running ("expired while queued"); one running past it
+is cancelled, its replica killed and replaced by the gateway, and it fails saying so. Results and failures are
 written through fsspec; webhooks are fired without waiting.
 
 At-least-once: a claim counts an attempt; a replica that dies, a cold start that fails, or a
@@ -18,13 +20,14 @@ final (running them again would fail the same way).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import os
 import secrets
 import socket
 import time
-from collections.abc import Sized
+from collections.abc import Sequence, Sized
 from typing import Any, Protocol
 
 from hubserve.asyncinf.notify import Notifier
@@ -85,6 +88,8 @@ class Endpoints(Protocol):
     def live(self, name: str) -> LiveEndpoint | None: ...
 
     def stored_spec(self, name: str) -> EndpointSpec | None: ...
+
+    def lives(self) -> Sequence[LiveEndpoint]: ...
 
 
 class Dispatcher:
@@ -224,13 +229,20 @@ class Dispatcher:
     async def _attempt(self, row: InferenceRecord) -> None:
         attempt = row.attempts + 1
         try:
-            body_url = await self._payload_url(row)
+            body = await self._payload(row)
         except (HubserveError, OSError, ValueError) as exc:
             error = InputUnreadable(f"the input at {row.input_location} cannot be read: {_reason(exc)}")
             return await self._fail(row, error, attempt)
+        waited_s = (dt.datetime.now(dt.timezone.utc) - row.created_at).total_seconds()
+        if waited_s >= row.timeout_s:
+            message = (
+                f"expired while queued: it waited {waited_s:.1f} s for a replica, longer than its "
+                f"InvocationTimeoutSeconds of {row.timeout_s} s, which counts from its acceptance; it was never run"
+            )
+            return await self._fail(row, InvocationTimeout(message), attempt)
         invocation = Invocation(
-            endpoint=row.endpoint, body_url=body_url, content_type=row.content_type, accept=row.accept,
-            deadline=time.monotonic() + row.timeout_s, kind="async", path=f"/endpoints/{row.endpoint}/async-invocations",
+            endpoint=row.endpoint, body=body, content_type=row.content_type, accept=row.accept,
+            deadline=time.monotonic() + (row.timeout_s - waited_s), kind="async", path=f"/endpoints/{row.endpoint}/async-invocations",
         )  # fmt: skip
         try:
             result = await self._invoker.invoke(invocation)
@@ -240,8 +252,8 @@ class Dispatcher:
             return
         except InvocationTimeout as timeout:
             message = (
-                f"the model did not answer within {row.timeout_s}s (X-Amzn-SageMaker-InvocationTimeoutSeconds): "
-                f"{timeout.message}"
+                f"the model did not answer within {row.timeout_s} s of its acceptance "
+                f"(X-Amzn-SageMaker-InvocationTimeoutSeconds): {timeout.message}"
             )
             return await self._fail(row, InvocationTimeout(message), attempt)
         except (ModelNotReady, ReplicaCrashed) as exc:
@@ -257,12 +269,16 @@ class Dispatcher:
             await asyncio.to_thread(self._clean_inputs, row)
             self._notify(row, SUCCEEDED, {"outputLocation": row.output_location})
 
-    async def _payload_url(self, row: InferenceRecord) -> str:
-        """Where the replica reads the payload itself: the stored payload or the user's file or S3 object."""
+    async def _payload(self, row: InferenceRecord) -> bytes:
+        """The payload, read here: the stored payload or the user's file or S3 object.
+
+        Not by the replica: it runs as an unprivileged user without the server's credentials
+        (worker/sandbox.py), so it can neither open the server's storage nor sign S3 requests.
+        """
         source = self._storage.resolve(row.input_location)
         if not await asyncio.to_thread(source.exists):
             raise ValueError("it does not exist (any more)")
-        return source.url  # an absolute local path or an s3:// URL: the replica opens either itself
+        return await asyncio.to_thread(_read_bytes, source)
 
     # --- outcomes ------------------------------------------------------------------------
 
@@ -328,6 +344,11 @@ class Dispatcher:
             await self._fail(row, error, row.attempts, from_status=QUEUED)
 
 
+def _read_bytes(location: Location) -> bytes:
+    with location.open("rb") as file:
+        return file.read()
+
+
 def _write_bytes(location: Location, data: bytes) -> None:
     with location.open("wb") as file:
         file.write(data)
@@ -337,3 +358,4 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, HubserveError):
         return exc.message
     return str(exc) or type(exc).__name__
+

@@ -4,8 +4,11 @@
 final part built from the ``End``. An error ``End`` is raised as the error the replica reported
 (``errors.from_type``); a dropped connection fails everything in flight with ReplicaCrashed.
 Giving up on an invocation (cancelling the task awaiting ``call``, closing or cancelling a
-``stream`` before its final part) sends a ``Cancel`` frame and forgets the id: frames that
-still arrive for it are ignored. A ``Stats`` frame (a replica's generation engine's levels) is
+``stream`` before its final part, or its ``deadline`` passing) sends a ``Cancel`` frame and
+forgets the id: frames that still arrive for it are ignored. A deadline costs one timer handle
+on the loop (no task): per call, or per part of a stream, where it bounds the wait for each part.
+Past it, InvocationTimeout (the gateway rewrites its message: it knows which limit it was and
+what becomes of the replica). A ``Stats`` frame (a replica's generation engine's levels) is
 kept as ``stats``, the latest one, for the metrics sampler.
 """
 
@@ -13,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import AsyncGenerator
 
-from hubserve.errors import ReplicaCrashed, from_type
+from hubserve.errors import InvocationTimeout, ReplicaCrashed, from_type
 from hubserve.types import EngineStats, Invocation, Part, Reply
 from hubserve.worker import protocol
 from hubserve.worker.protocol import Cancel, End, Request, decode_frame, encode_frame, read_payload
@@ -59,12 +63,17 @@ class SocketChannel:
         request_id = self._send(invocation, stream=False)
         future: asyncio.Future[End] = self._loop.create_future()
         self._calls[request_id] = future
+        timer = None
+        if invocation.deadline is not None:  # time.monotonic(); uvloop's loop.time() is another clock
+            timer = self._loop.call_later(max(0.0, invocation.deadline - time.monotonic()), _expire, future)
         try:
             end = await future
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, InvocationTimeout):
             self._cancel(request_id)
             raise
         finally:
+            if timer is not None:
+                timer.cancel()
             del self._calls[request_id]
             self._maybe_idle()
         if not end.ok:
@@ -77,12 +86,22 @@ class SocketChannel:
         queue: asyncio.Queue[_StreamItem] = asyncio.Queue()
         self._streams[request_id] = queue
         ended = False
+        # A stream's deadline bounds the wait for each part: re-armed, as long again, after every part.
+        gap = None if invocation.deadline is None else max(0.0, invocation.deadline - time.monotonic())
+        expired = InvocationTimeout("the wait for the stream's next part passed its deadline; it was cancelled")
+        timer: asyncio.TimerHandle | None = None
         try:
             while True:
+                if gap is not None:
+                    timer = self._loop.call_later(gap, queue.put_nowait, expired)
                 item = await queue.get()
+                if timer is not None:
+                    timer.cancel()
                 if isinstance(item, protocol.Part):
                     yield Part(item.body, item.content_type)
                     continue
+                if item is expired:
+                    raise item  # not ended: the finally cancels it in the replica
                 ended = True
                 self._forget_stream(request_id)  # no longer outstanding, even if the consumer stops here
                 if isinstance(item, Exception):
@@ -92,6 +111,8 @@ class SocketChannel:
                 yield Part(item.body, item.content_type, final=True)
                 return
         finally:
+            if timer is not None:
+                timer.cancel()
             if not ended:
                 self._cancel(request_id)
             self._forget_stream(request_id)
@@ -171,3 +192,8 @@ class SocketChannel:
                     f"Replica {self.replica_id} exited while serving this request; it is being replaced, retry the request."
                 )
             )
+
+
+def _expire(future: asyncio.Future[End]) -> None:
+    if not future.done():
+        future.set_exception(InvocationTimeout("the invocation's deadline passed; it was cancelled in the replica"))

@@ -77,6 +77,12 @@ CustomCodeFlag = Annotated[
     typer.Option("--custom-code/--no-custom-code", help="Run the model's handler.py / code/inference.py.", show_default=False),
 ]
 
+InvocationTimeoutFlag = Annotated[
+    int | None,
+    typer.Option("--invocation-timeout", help="Seconds one request may run (1..3600; default 60); past it: 504 and "
+                 "the replica is replaced.", show_default=False),
+]
+
 
 @app.command("create")
 @cli_errors
@@ -95,6 +101,7 @@ def create(
     max_replicas: MaxReplicasFlag = None,
     env: EnvFlag = None,
     custom_code: CustomCodeFlag = None,
+    invocation_timeout: InvocationTimeoutFlag = None,
     wait: WaitOption = False,
     timeout: WaitTimeoutOption = 600.0,
     url: UrlOption = None,
@@ -104,7 +111,7 @@ def create(
     """Create an endpoint from a spec file (-f) or from flags; flags override the file."""
     flags = SpecFlags(
         model, revision, task, serverless, memory_mb, max_concurrency,
-        instance, min_replicas, max_replicas, env or [], custom_code,
+        instance, min_replicas, max_replicas, env or [], custom_code, invocation_timeout,
     )  # fmt: skip
     base = load_spec_file(file) if file else None
     spec = spec_from_flags(name, flags, base)
@@ -155,6 +162,7 @@ def update(
     max_replicas: MaxReplicasFlag = None,
     env: EnvFlag = None,
     custom_code: CustomCodeFlag = None,
+    invocation_timeout: InvocationTimeoutFlag = None,
     wait: WaitOption = False,
     timeout: WaitTimeoutOption = 600.0,
     url: UrlOption = None,
@@ -164,7 +172,7 @@ def update(
     """Replace the spec with -f (PUT), or change only what the flags name (merge patch)."""
     flags = SpecFlags(
         model, revision, task, serverless, memory_mb, max_concurrency,
-        instance, min_replicas, max_replicas, env or [], custom_code,
+        instance, min_replicas, max_replicas, env or [], custom_code, invocation_timeout,
     )  # fmt: skip
     with make_client(ctx, url, token) as client:
         if file:

@@ -67,6 +67,7 @@ class SpecFlags:
     max_replicas: int | None = None
     env: list[str] = field(default_factory=list)
     custom_code: bool | None = None
+    invocation_timeout_s: int | None = None
 
 
 _SERVERLESS_FLAGS = {"memory_mb": "--memory-mb", "max_concurrency": "--max-concurrency"}
@@ -114,6 +115,8 @@ def patch_from_flags(flags: SpecFlags) -> dict[str, Any]:
         patch["env"] = parse_env(flags.env)
     if flags.custom_code is not None:
         patch["custom_code"] = flags.custom_code
+    if flags.invocation_timeout_s is not None:
+        patch["invocation_timeout_s"] = flags.invocation_timeout_s
     return patch
 
 

@@ -17,13 +17,14 @@ from pathlib import Path
 from hubserve.backends.base import Backend, Replica
 from hubserve.control.autoscaler import Autoscaler, Demand
 from hubserve.control.live import EndpointLive, Generation
-from hubserve.control.memory import MemoryPolice
+from hubserve.control.memory import MemoryPolice, backstop_mb, limit_mb
 from hubserve.control.reconcile import ACTIVE_STATES, Reconciler
 from hubserve.errors import EndpointNotFound, ModelNotReady, ReplicaCrashed
 from hubserve.logs import EventLog
 from hubserve.settings import Settings
 from hubserve.spec import EndpointSpec, EndpointState, device_for, vcpus_for
 from hubserve.store import EndpointRecord, EndpointStore
+from hubserve.types import Channel
 from hubserve.worker.launch import ReplicaLaunch
 
 
@@ -171,6 +172,21 @@ class Controller:
         if live is not None:
             self.autoscaler.step(live)
 
+    def replace_replica(self, name: str, batch: bool, channel: Channel, reason: str) -> None:
+        """A request ran past its time limit on ``channel``'s replica: kill that replica and start another.
+
+        Killing is the only stop that works on a handler stuck in C code. What else the replica
+        held fails with ReplicaCrashed; the endpoint stays running and its events say why.
+        """
+        live = self.find(name, batch)
+        replica = next((r for r in live.replicas if r.channel is channel), None) if live is not None else None
+        if live is None or replica is None:
+            return  # already gone (a crash, a roll-out, another request's limit)
+        if batch:  # the job's watcher sees the exit and the job replaces its replica
+            self.reconciler.spawn(self._backend.stop(replica, grace_s=0.0))
+            return
+        self.reconciler.replace_now(live, replica, reason)
+
     def cold_start_timed_out(self, name: str, reason: str) -> None:
         """Shown as the endpoint's reason until its state changes."""
         live = self.reconciler.lives.get(name)
@@ -233,7 +249,7 @@ class Controller:
             source=spec.model.source,
             revision=spec.model.revision,
             task=spec.model.task,
-            allowed_roots=[str(root) for root in settings.model_roots],
+            allowed_roots=[str(root) for root in settings.allowed_model_roots],
             hub_cache=_optional_path(settings.hub_cache),
             custom_code=spec.custom_code,
             dtype=spec.model.dtype,
@@ -245,8 +261,10 @@ class Controller:
             max_batch_size=spec.batching.max_batch_size,
             max_batch_tokens=spec.batching.max_batch_tokens,
             **_generation_launch(spec),
-            env=dict(spec.env),
+            env={**spec.env, **spec.secrets},  # secrets reach the replicas as environment variables
             storage_options=s3,
+            # CPU replicas only: CUDA maps writable memory of its own that is not the model's.
+            memory_backstop_mb=None if device_for(spec.compute) == "cuda" else backstop_mb(limit_mb(spec.compute, self.machine_mb)),
         )
 
 

@@ -1,7 +1,13 @@
-"""Memory policing: a replica that uses more than its endpoint's memory size is stopped, with advice.
+"""Memory policing: a replica that uses more than its endpoint's memory size is stopped.
 
 The replica's resident memory comes from its backend (``Backend.resources``); the limit is the
 serverless memory size or the instance size's memory, capped by the machine. Not on the request path.
+
+Who is to blame decides what happens. A replica over its limit while it holds requests was pushed
+there by them (a huge batch, 500 masks, a 50 MB payload): those requests fail with a 424 ModelError
+saying so, the replica is killed and replaced, the endpoint keeps running. A replica over its
+limit while idle holds more than the memory size by itself (the model does not fit): the endpoint
+fails with advice on the size that fits, since a replacement would only breach again.
 """
 
 from __future__ import annotations
@@ -22,6 +28,12 @@ def limit_mb(compute: ServerlessCompute | DedicatedCompute, machine_mb: int) -> 
     return min(int(wanted), machine_mb)
 
 
+def backstop_mb(limit: int) -> int:
+    """The replica's hard cap (RLIMIT_DATA) over its policed memory size: room for what the police
+    tolerates between two ticks, so only an allocation that would run far past it fails in the replica."""
+    return limit + max(2048, limit)  # a replica inherits the zygote's ~0.45 GB of imported torch
+
+
 def breach_message(used_mb: float, compute: ServerlessCompute | DedicatedCompute, limit: int) -> str:
     """The ModelError a user reads: the size is too small, and which size would fit."""
     needed = used_mb * 1.1
@@ -34,6 +46,15 @@ def breach_message(used_mb: float, compute: ServerlessCompute | DedicatedCompute
     return (
         f"ModelError: the replica used {used_mb:.0f} MB, more than its memory size of {limit} MB, and was stopped; "
         f"the memory size is too small for this model: {advice}."
+    )
+
+
+def request_breach_message(used_mb: float, limit: int) -> str:
+    """The ModelError the requests a replica held read when they pushed it over its memory size."""
+    return (
+        f"ModelError: the replica grew to {used_mb:.0f} MB while serving this request, more than the endpoint's "
+        f"memory size of {limit} MB; it was killed and is being replaced. Send a smaller request (fewer inputs, "
+        "a shorter text, smaller generation parameters) or give the endpoint more memory."
     )
 
 
@@ -71,7 +92,7 @@ class MemoryPolice:
                     log.exception("memory check of %s failed", live.name)
 
     def check(self, live: EndpointLive) -> None:
-        """Stop a replica that goes over its memory size, with a ModelError saying which size fits."""
+        """Replace a replica its requests pushed over its memory size; fail the endpoint whose model does not fit."""
         spec = live.spec
         if spec is None:
             return
@@ -79,6 +100,11 @@ class MemoryPolice:
         for replica in list(live.replicas):
             used = self._backend.resources(replica)
             if used is None or used.memory_mb <= limit:
+                continue
+            if replica.channel is not None and replica.channel.outstanding > 0:
+                reason = f"it used {used.memory_mb:.0f} MB, over its memory size of {limit} MB, while serving a request"
+                error = ModelError(request_breach_message(used.memory_mb, limit))
+                self._reconciler.replace_now(live, replica, reason, error)
                 continue
             message = breach_message(used.memory_mb, spec.compute, limit)
             log.warning("endpoint %s: %s", live.name, message)

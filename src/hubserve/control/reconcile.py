@@ -26,7 +26,7 @@ from typing import Any
 from hubserve.backends.base import Backend, Replica, ReplicaStartFailed
 from hubserve.control.live import EndpointLive, Generation
 from hubserve.control.scaling import policy_for, scaling_only
-from hubserve.errors import HubserveError
+from hubserve.errors import HubserveError, ReplicaCrashed
 from hubserve.logs import EventLog
 from hubserve.settings import Settings
 from hubserve.spec import EndpointSpec, EndpointState
@@ -377,6 +377,21 @@ class Reconciler:
         if replica.channel is not None:
             replica.channel.fail_pending(error)
         self.spawn(self._backend.stop(replica, grace_s=0.0))
+
+    def replace_now(self, live: EndpointLive, replica: Replica, reason: str, error: HubserveError | None = None) -> None:
+        """Kill a replica a request made misbehave (past its time limit, over its memory) and start another.
+
+        What the replica still held fails with ``error`` (default: ReplicaCrashed naming ``reason``);
+        the endpoint stays in its state, its reason and events say why the replica was replaced.
+        """
+        log.warning("replica %s of %s killed: %s", replica.id, live.name, reason)
+        self._events.event(live.name, f"replica {replica.id} killed: {reason}; replacing it")
+        self.stop_now(live, replica, error or ReplicaCrashed(
+            f"Replica {replica.id} of '{live.name}' was killed while serving this request ({reason}); retry the request."
+        ))  # fmt: skip
+        if live.state is not EndpointState.FAILED:
+            self.set_state(live, live.state, f"replica {replica.id} killed: {reason}; replacing it")
+        self.rescale(live)
 
     def fail(self, live: EndpointLive, reason: str) -> None:
         """The deployed spec cannot serve: FAILED with ``reason``, not retried until it changes."""

@@ -62,6 +62,7 @@ def scaling_only(deployed: EndpointSpec, wanted: EndpointSpec) -> bool:
 
 def _without(spec: EndpointSpec, fields: frozenset[str]) -> dict[str, object]:
     document = spec.model_dump()
+    document.pop("invocation_timeout_s", None)  # read by the gateway per request: no replica needs replacing
     document["compute"] = {key: value for key, value in document["compute"].items() if key not in fields}
     return document
 

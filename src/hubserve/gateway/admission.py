@@ -30,7 +30,8 @@ class Admission:
         """Take a slot for ``invocation`` or raise why it cannot run."""
         if self._authorize is not None:
             self._authorize(invocation)
-        if len(invocation.body) > self.max_payload_bytes:
+        # Async payloads were bounded when accepted (async_max_payload_bytes); the dispatcher reads them here.
+        if invocation.kind != "async" and len(invocation.body) > self.max_payload_bytes:
             raise payload_too_large(self.max_payload_bytes)
         if max_concurrency is not None and traffic.in_flight >= max_concurrency:
             traffic.throttles += 1

@@ -2,8 +2,8 @@
 
 Layers around one call, in order: admission (authorisation hook, payload limit, concurrency
 slot or 429), routing (least-outstanding ready replica; none ready: ask control for capacity and
-hold), the channel (``call`` for one answer, ``stream`` for parts; the invocation's deadline
-cancels it in the replica), and timing (latency headers, metrics, access line). Each layer is
+hold), the channel (``call`` for one answer, ``stream`` for parts; the invocation's deadline,
+or else the endpoint's ``invocation_timeout_s``, cancels it and gets its replica replaced), and timing (latency headers, metrics, access line). Each layer is
 its own small object (admission.py, routing.py, timing.py); this module runs them in order,
 inline, because this is the hot path (no per-request closures or wrappers).
 """
@@ -11,15 +11,17 @@ inline, because this is the hot path (no per-request closures or wrappers).
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 
 from hubserve.errors import ClientClosed, EndpointNotFound, HubserveError, InvocationTimeout
 from hubserve.gateway.admission import Admission
+from hubserve.gateway.departures import Departures
 from hubserve.gateway.routing import Capacity, Holding, Routable, pick
 from hubserve.gateway.timing import Timing
 from hubserve.gateway.traffic import Traffic, TrafficBook
-from hubserve.types import Channel, Invocation, InvocationResult, Part, Reply
+from hubserve.types import Channel, Invocation, InvocationResult, Part
 
 
 class Gateway:
@@ -31,6 +33,7 @@ class Gateway:
         self._holding = holding
         self._timing = timing
         self.traffic = TrafficBook()
+        self.departures = Departures()
 
     async def invoke(self, invocation: Invocation) -> InvocationResult:
         """One answer for ``invocation``; raises a HubserveError (with latency headers) when it fails."""
@@ -38,21 +41,35 @@ class Gateway:
         model_ms: float | None = None
         try:
             self._admission.admit(invocation, traffic, live.max_concurrency)
+            watched = None if invocation.client_gone is None else self.departures.watch(invocation.client_gone)
             try:
                 channel = pick(live)  # routing, inline: the common case costs no extra coroutine
                 cold_start = channel is None
                 if channel is None:
                     channel = await self._holding.hold(live, traffic, invocation.deadline)
+                own_deadline = invocation.deadline
+                limit_s = None if own_deadline is not None else live.invocation_timeout_s
+                if limit_s is not None:  # the endpoint's limit, counted from the hand-over to the replica
+                    invocation.deadline = time.monotonic() + limit_s
                 sent = time.perf_counter()
                 try:
-                    if invocation.deadline is None:
-                        reply = await channel.call(invocation)
-                    else:
-                        reply = await _call_before_deadline(channel, invocation, invocation.deadline)
+                    reply = await channel.call(invocation)  # the deadline is one timer handle in the channel
+                except InvocationTimeout:
+                    raise self._timed_out(live.name, invocation, channel, limit_s) from None
                 finally:
+                    invocation.deadline = own_deadline
                     model_ms = (time.perf_counter() - sent) * 1000.0
+            except asyncio.CancelledError:
+                if watched is None or not self.departures.unwatch(watched):
+                    raise
+                if sys.version_info >= (3, 11):  # the sweeper's cancel, not the server's: answer the client's leaving
+                    watched.uncancel()
+                watched = None
+                raise ClientClosed(f"the client left before '{invocation.endpoint}' answered; the work was cancelled") from None
             finally:
                 self._admission.release(traffic)
+                if watched is not None:
+                    self.departures.unwatch(watched)
         except HubserveError as error:
             self._timing.failed(invocation, error, model_ms)
             raise
@@ -70,15 +87,24 @@ class Gateway:
         sent: float | None = None
         try:
             channel, cold_start = await self._route(live, traffic, invocation)
+            own_deadline = invocation.deadline
+            limit_s = None if own_deadline is not None else live.invocation_timeout_s
+            if limit_s is not None:  # the channel bounds the wait for each part by it
+                invocation.deadline = time.monotonic() + limit_s
             sent = time.perf_counter()
             parts = channel.stream(invocation)
             try:
                 first = await parts.__anext__()
             except StopAsyncIteration:
                 first = Part(b"", final=True)
+            except InvocationTimeout:
+                await parts.aclose()
+                raise self._timed_out(live.name, invocation, channel, limit_s) from None
             except BaseException:
                 await parts.aclose()
                 raise
+            finally:
+                invocation.deadline = own_deadline
             first_at = time.perf_counter()
         except HubserveError as error:
             self._admission.release(traffic)
@@ -89,6 +115,7 @@ class Gateway:
             self._admission.release(traffic)
             raise
         stream = InvocationStream(self, invocation, traffic, parts, first, sent, cold_start)
+        stream.limit = (live.name, channel, limit_s)
         if not first.final:  # a token (or a custom handler's part): the stream's time to first token
             stream.ttft_ms = (first_at - invocation.received) * 1000.0
             stream._last_at = first_at
@@ -112,6 +139,27 @@ class Gateway:
         if channel is not None:
             return channel, False
         return await self._holding.hold(live, traffic, invocation.deadline), True
+
+    def _timed_out(self, name: str, invocation: Invocation, channel: Channel, limit_s: int | None) -> InvocationTimeout:
+        """The request ran past its limit: its replica is killed and replaced (a handler stuck in C code
+        stops no other way), and the client is told which limit it was."""
+        if limit_s is not None:
+            reason = f"a request exceeded invocation_timeout_s {limit_s} s"
+            if invocation.stream:
+                reason += " waiting for its stream's next part"
+            message = (
+                f"The model did not answer within {limit_s} s (invocation_timeout_s of endpoint '{name}'); "
+                "the replica running it was killed and is being replaced. Raise invocation_timeout_s if the "
+                "model needs longer, or use asynchronous inference."
+            )
+        else:
+            reason = "a request ran past its own deadline"
+            message = (
+                f"Endpoint '{name}' did not answer before the invocation's deadline; the replica running it "
+                "was killed and is being replaced."
+            )
+        self._capacity.replace_replica(name, invocation.kind == "batch", channel, reason)
+        return InvocationTimeout(message)
 
     def _finish_stream(self, stream: InvocationStream, error: HubserveError | None, bytes_out: int) -> None:
         self._admission.release(stream.traffic)
@@ -145,6 +193,8 @@ class InvocationStream:
         self.ttft_ms: float | None = None
         self.gaps_ms: list[float] = []
         self._last_at = 0.0
+        # What a part's deadline passing means: (endpoint, channel, invocation_timeout_s or None: its own deadline)
+        self.limit: tuple[str, Channel, int | None] | None = None
         self._finished = False
         self._ended = False
 
@@ -167,6 +217,9 @@ class InvocationStream:
                     self._last_at = now
         except StopAsyncIteration:
             self._ended = True
+        except InvocationTimeout as failure:  # the wait for a part passed the limit: the replica is replaced
+            error = failure if self.limit is None else self._gateway._timed_out(self.limit[0], self.invocation, *self.limit[1:])
+            raise error from None
         except HubserveError as failure:
             error = failure
             raise
@@ -186,16 +239,3 @@ class InvocationStream:
         await self._parts.aclose()
         self._gateway._finish_stream(self, error, bytes_out)
 
-
-async def _call_before_deadline(channel: Channel, invocation: Invocation, deadline: float) -> Reply:
-    """The channel call, bounded by the invocation's deadline (which cancels it in the replica)."""
-    remaining = deadline - time.monotonic()
-    try:
-        if remaining <= 0:
-            raise asyncio.TimeoutError
-        return await asyncio.wait_for(channel.call(invocation), remaining)
-    except asyncio.TimeoutError:
-        raise InvocationTimeout(
-            f"Endpoint '{invocation.endpoint}' did not answer before the invocation's deadline; "
-            "the work was cancelled in the replica."
-        ) from None

@@ -44,6 +44,9 @@ class Routable(Protocol):
     def max_concurrency(self) -> int | None: ...
 
     @property
+    def invocation_timeout_s(self) -> int | None: ...
+
+    @property
     def wakeup(self) -> asyncio.Event: ...
 
 
@@ -59,6 +62,10 @@ class Capacity(Protocol):
         ...
 
     def cold_start_timed_out(self, name: str, reason: str) -> None: ...
+
+    def replace_replica(self, name: str, batch: bool, channel: Channel, reason: str) -> None:
+        """A request ran past its limit on ``channel``: kill its replica and start another."""
+        ...
 
 
 def pick(live: Routable) -> Channel | None:

@@ -10,6 +10,8 @@ named for that machine's own replicas (model roots, caches).
 
 from __future__ import annotations
 
+import resource
+
 import msgspec
 
 
@@ -37,6 +39,8 @@ class ReplicaLaunch(msgspec.Struct, frozen=True, kw_only=True):
     env: dict[str, str] = msgspec.field(default_factory=dict)
     # fsspec options for payload URLs the replica opens itself (s3:// bodies): {"s3": {"endpoint_url": ...}}
     storage_options: dict[str, dict[str, str]] = msgspec.field(default_factory=dict)
+    # The replica's hard memory backstop in MB (RLIMIT_DATA, set before the model loads); None: no backstop.
+    memory_backstop_mb: int | None = None
 
 
 def encode_launch(launch: ReplicaLaunch) -> str:
@@ -45,3 +49,22 @@ def encode_launch(launch: ReplicaLaunch) -> str:
 
 def decode_launch(text: str | bytes) -> ReplicaLaunch:
     return msgspec.json.decode(text, type=ReplicaLaunch)
+
+
+def apply_memory_backstop(limit_mb: int | None) -> None:
+    """Cap the replica's private writable memory (RLIMIT_DATA) before the model loads.
+
+    The memory police watches resident memory against the endpoint's memory size every tick; this
+    is the backstop for what is faster than a tick: an allocation past it fails at once with a
+    MemoryError in the handler (the request fails, the replica lives) instead of taking the machine.
+    RLIMIT_DATA, not RLIMIT_AS: torch and mmap'd safetensors map far more address space than they
+    use (a tiny replica maps about 1.2 GB for 0.5 GB resident), read-only file mappings and
+    PROT_NONE reservations do not count towards it, anonymous writable memory does.
+    """
+    if limit_mb is None:
+        return
+    wanted = limit_mb * 1024 * 1024
+    _soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (wanted, hard))

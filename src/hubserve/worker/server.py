@@ -72,7 +72,7 @@ from hubserve.worker.generating import (
     wants_generation,
 )
 from hubserve.worker.handling import Planned, Sink, body_from_url, error_response, plan, run_planned, streams
-from hubserve.worker.launch import ReplicaLaunch, decode_launch
+from hubserve.worker.launch import ReplicaLaunch, apply_memory_backstop, decode_launch
 from hubserve.worker.protocol import Cancel, End, Request, Stats, decode_frame, encode_frame, read_payload
 
 READY_LINE = "hubserve-replica-ready"
@@ -338,6 +338,7 @@ def main(argv: list[str] | None = None) -> None:
     threading.Thread(target=_exit_with_parent, daemon=True, name="parent-watch").start()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     launch: ReplicaLaunch = args.launch
+    apply_memory_backstop(launch.memory_backstop_mb)  # before the model loads: loading counts too
     started = time.perf_counter()
     phase = "load"
     try:

@@ -29,6 +29,7 @@ from hubserve.errors import (
     ColdStartTimeout,
     EndpointNotFound,
     HubserveError,
+    InvocationTimeout,
     ModelError,
     ModelNotReady,
     PayloadTooLarge,
@@ -61,7 +62,7 @@ def code_and_status(error: HubserveError) -> tuple[str, int]:
         return error.type, error.status
     if isinstance(error, ValidationError):
         return "ValidationError", 400
-    if isinstance(error, (ModelError, ReplicaCrashed)):
+    if isinstance(error, (ModelError, ReplicaCrashed, InvocationTimeout)):  # SageMaker: a timeout is a ModelError
         return "ModelError", 424
     if isinstance(error, ColdStartTimeout):
         return "ServiceUnavailable", 503
@@ -82,12 +83,12 @@ def sagemaker_error(error: HubserveError, endpoint: str, region: str = "us-east-
     code, status = code_and_status(error)
     body: dict[str, Any] = {"ErrorCode": code, "Message": error.message, "message": error.message}
     if code == "ModelError":
-        original = 502 if isinstance(error, ReplicaCrashed) else 400  # the HF toolkit answers 400 for a raise
-        body["OriginalStatusCode"] = original
+        original = 502 if isinstance(error, ReplicaCrashed) else 504 if isinstance(error, InvocationTimeout) else 400
+        body["OriginalStatusCode"] = original  # the HF toolkit answers 400 for a raise
         body["OriginalMessage"] = error.message
         body["LogStreamArn"] = LOG_GROUP.format(region=region, name=endpoint)
         body["Message"] = body["message"] = (
-            f"Received client error ({original}) from primary with message \"{error.message}\". "
+            f"Received {'client' if original < 500 else 'server'} error ({original}) from primary with message \"{error.message}\". "
             f"See the endpoint's logs (hubserve logs {endpoint})."
         )
     headers = {**error.headers, "x-amzn-ErrorType": code, "x-amzn-hubserve-error": error.type}
