@@ -10,6 +10,7 @@ request cannot read `/etc/passwd` or write over the server's state.
 from __future__ import annotations
 
 import dataclasses
+import os
 import posixpath
 from pathlib import Path
 from typing import IO, Any
@@ -40,7 +41,20 @@ class Location:
                 raise StorageLocationError(f"bad path part {part!r}: plain names separated by '/' only")
         path = posixpath.join(self.path, *parts)
         url = posixpath.join(self.url, *parts)
+        if _is_local(self.fs):  # the base was resolved inside a root; a link below it must not lead out again
+            step = self.path
+            for segment in "/".join(parts).split("/"):
+                step = posixpath.join(step, segment)
+                if os.path.islink(step):
+                    raise StorageLocationError(f"location {url!r} goes through a symbolic link; name a plain folder")
         return Location(self.fs, path, url)
+
+    def is_within(self, base: Location) -> bool:
+        """Whether this is ``base`` or lies below it (same kind of filesystem, whole path segments)."""
+        if self.url.startswith("s3://") != base.url.startswith("s3://"):
+            return False
+        path, root = self.path.rstrip("/"), base.path.rstrip("/")
+        return path == root or path.startswith(root + "/")
 
     def open(self, mode: str = "rb", **kwargs: Any) -> IO[bytes]:
         """Open for reading or writing; parent folders are created for local writes."""
@@ -73,6 +87,10 @@ class Location:
             self.fs.rm(self.path, recursive=True)
 
 
+def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+
+
 class Storage:
     """Resolves user-given locations; local ones only inside `roots`, S3 ones at `s3_endpoint_url`."""
 
@@ -89,6 +107,20 @@ class Storage:
         """The first root: where results go when the user names no place."""
         root = self.roots[0]
         return Location(self._local, str(root), str(root))
+
+    @property
+    def async_area(self) -> Location:
+        """The server's own async payloads and results (``<first root>/async/<endpoint>``): no batch job
+        reads or writes there, and an async request only in its own endpoint's folder."""
+        return self.default_root.child("async")
+
+    def check_not_async_area(self, location: Location, what: str) -> None:
+        """StorageLocationError when a batch job names the async area, where other endpoints' results are."""
+        if location.is_within(self.async_area):
+            raise StorageLocationError(
+                f"{what} location {location.url!r} is inside {self.async_area.url}, where async inferences keep "
+                "their payloads and results; name another folder"
+            )
 
     def resolve(self, location: str) -> Location:
         """Turn a path, `file://` URL or `s3://` URL into a `Location`, or raise StorageLocationError."""

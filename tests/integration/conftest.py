@@ -39,7 +39,9 @@ def free_port() -> int:
 def start_server(home: Path, token: str = TOKEN, extra_env: dict[str, str] | None = None) -> RunningServer:
     port = free_port()
     log_path = home.parent / f"{home.name}-server-{port}.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(extra_env or {})}
+    # Replicas keep the test's user: models live under pytest's private (0700) temp folder, which the
+    # default replica user (nobody, as root) cannot read. tests/isolation/ runs servers that drop.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HUBSERVE_REPLICA_USER": "", **(extra_env or {})}
     env.pop("HUBSERVE_TOKEN", None)
     with open(log_path, "ab") as log:  # the server keeps its own copy of the descriptor
         process = subprocess.Popen(

@@ -30,17 +30,47 @@ def new_payload_location(storage: Storage, endpoint: str, inference_id: str) -> 
     return endpoint_root(storage, endpoint).child("payloads", f"{inference_id}.{secrets.token_hex(4)}.in")
 
 
-def result_locations(storage: Storage, endpoint: str, inference_id: str, prefix: str | None) -> tuple[Location, Location]:
-    """(output, failure): ``<prefix>/<id>.out`` and ``<prefix>/<id>.error.json``."""
+def result_locations(
+    storage: Storage, endpoint: str, inference_id: str, prefix: str | None,
+    own: list[str] | None = None, others: list[str] | None = None,
+) -> tuple[Location, Location]:  # fmt: skip
+    """(output, failure): ``<prefix>/<id>.out`` and ``<prefix>/<id>.error.json``.
+
+    No request writes where another endpoint keeps its results: not in another endpoint's folder
+    of the server's async area, nor under the output location another endpoint's spec sets
+    (``others``) unless this endpoint's spec sets it too (``own``). A result that already exists
+    is never overwritten.
+    """
     base = storage.resolve(prefix) if prefix else endpoint_root(storage, endpoint)
+    mine = [endpoint_root(storage, endpoint), *(storage.resolve(url) for url in own or [])]
+    if not any(base.is_within(folder) for folder in mine):
+        theirs = [storage.async_area, *(storage.resolve(url) for url in others or [])]
+        taken = next((folder for folder in theirs if base.is_within(folder)), None)
+        if taken is not None:
+            raise ValidationError(
+                f"output location {base.url} is not this endpoint's: {taken.url} holds other endpoints' results; "
+                f"name a folder under {' or '.join(folder.url for folder in mine)} or one of your own"
+            )
     if not base.url.startswith("s3://") and base.fs.exists(base.path) and not base.fs.isdir(base.path):
         raise ValidationError(f"output location {base.url} is a file; give a folder or an s3:// prefix")
-    return base.child(f"{inference_id}.out"), base.child(f"{inference_id}.error.json")
+    output, failure = base.child(f"{inference_id}.out"), base.child(f"{inference_id}.error.json")
+    for target in (output, failure):
+        if target.exists():
+            raise ValidationError(f"a result already exists at {target.url}; use a new inference id")
+    return output, failure
 
 
-def check_input(storage: Storage, location: str) -> Location:
-    """A by-reference input: allowed, existing, a file; else a 400 that says which."""
+def check_not_another_endpoints(storage: Storage, endpoint: str, location: Location) -> None:
+    """Refuse an input inside the server's async area but outside this endpoint's folder (another's results)."""
+    if location.is_within(storage.async_area) and not location.is_within(endpoint_root(storage, endpoint)):
+        raise ValidationError(f"input location {location.url} belongs to another endpoint; name a payload of your own")
+
+
+def check_input(storage: Storage, location: str, endpoint: str | None = None) -> Location:
+    """A by-reference input: allowed, not another endpoint's, existing, a file; else a 400 that says which."""
     resolved = storage.resolve(location)
+    if endpoint is not None:
+        check_not_another_endpoints(storage, endpoint, resolved)
     try:
         exists, is_dir = resolved.exists(), resolved.is_dir()
     except (OSError, ValueError) as exc:  # s3fs: bad credentials, unknown bucket

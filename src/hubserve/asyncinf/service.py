@@ -7,6 +7,7 @@ user's location, and the row is committed, before the 202. The dispatcher does t
 from __future__ import annotations
 
 import asyncio
+import builtins
 import datetime as dt
 import json
 from collections.abc import AsyncIterator, Mapping
@@ -66,11 +67,13 @@ class AsyncInference:
             existing = self.store.get(endpoint, request.inference_id)
             if existing is not None:
                 return existing, False
-        output, failure = payloads.result_locations(
-            self._storage, endpoint, request.inference_id, request.output_location or self._endpoint_output(endpoint)
-        )
+        own_output = self._endpoint_output(endpoint)
+        output, failure = await asyncio.to_thread(
+            payloads.result_locations, self._storage, endpoint, request.inference_id,
+            request.output_location or own_output, [own_output] if own_output else [], self._others_outputs(endpoint),
+        )  # fmt: skip
         if request.input_location is not None:
-            source = await asyncio.to_thread(payloads.check_input, self._storage, request.input_location)
+            source = await asyncio.to_thread(payloads.check_input, self._storage, request.input_location, endpoint)
             input_url, owned = source.url, False
         else:
             if ended and not first:
@@ -104,6 +107,15 @@ class AsyncInference:
             raise EndpointNotFound(endpoint)
         return self.store.list(endpoint, status, limit)
 
+    def _others_outputs(self, endpoint: str) -> builtins.list[str]:
+        """The output locations other endpoints' specs set: where no request of ``endpoint`` may write."""
+        return [
+            live.spec.async_inference.output_location
+            for live in self._endpoints.lives()
+            if live.spec is not None and live.spec.name != endpoint
+            and live.spec.async_inference is not None and live.spec.async_inference.output_location
+        ]  # fmt: skip
+
     def _endpoint_output(self, endpoint: str) -> str | None:
         spec = self._endpoints.stored_spec(endpoint)
         return spec.async_inference.output_location if spec is not None and spec.async_inference else None
@@ -136,8 +148,8 @@ def _reference_body(body: bytes, headers: Mapping[str, str]) -> dict[str, Any] |
         return None
     try:
         data = json.loads(body)
-    except ValueError:
-        return None  # not JSON: the payload itself, the replica judges it
+    except (ValueError, RecursionError):
+        return None  # not JSON (or nested too deeply): the payload itself, the replica judges it
     return reference_fields(data)
 
 

@@ -35,12 +35,13 @@ from typing import Protocol
 
 import msgspec
 
-from hubserve.backends import procfs
+from hubserve.backends import isolation, procfs
 from hubserve.backends.base import Replica, ReplicaHealth, ReplicaStartFailed, Resources
 from hubserve.backends.channel import SocketChannel
 from hubserve.backends.zygote import Zygote, ZygoteUnavailable
 from hubserve.types import Channel
 from hubserve.worker.launch import ReplicaLaunch, encode_launch
+from hubserve.worker.sandbox import RUN_AS_FLAG, scrubbed_environment
 
 log = logging.getLogger("hubserve.backends.local")
 
@@ -76,8 +77,13 @@ class LocalBackend:
     from it; ``zygote_ready_timeout_s`` bounds how long a start waits for its imports.
     """
 
-    def __init__(self, logs_dir: Path, *, zygote: bool = True, zygote_ready_timeout_s: float = 180.0) -> None:
+    def __init__(
+        self, logs_dir: Path, *, zygote: bool = True, zygote_ready_timeout_s: float = 180.0, replica_user: str | None = None
+    ) -> None:
         self._logs_dir = logs_dir
+        # None or "": replicas run as the server's user; a name: each replica switches to it (the server is root).
+        self._replica_user = replica_user or None
+        self._replica_ids = isolation.replica_ids(self._replica_user)
         # Unix socket paths are limited to ~108 bytes, so they live in a short temp folder.
         self._sockets_dir = Path(tempfile.mkdtemp(prefix="hubserve-"))
         self._processes: dict[str, _Process] = {}
@@ -106,31 +112,39 @@ class LocalBackend:
             return False
         return True
 
+    def _replica_dir(self, replica_id: str) -> Path:
+        """The one folder a replica writes besides its log: its socket, error, info and phase files."""
+        return self._sockets_dir / replica_id
+
     def _socket_path(self, replica_id: str) -> Path:
-        return self._sockets_dir / f"{replica_id}.sock"
+        return self._replica_dir(replica_id) / "replica.sock"
 
     def _error_path(self, replica_id: str) -> Path:
-        return self._sockets_dir / f"{replica_id}.error.json"
+        return self._replica_dir(replica_id) / "error.json"
 
     def _info_path(self, replica_id: str) -> Path:
-        return self._sockets_dir / f"{replica_id}.info.json"
+        return self._replica_dir(replica_id) / "info.json"
 
     def _phase_path(self, replica_id: str) -> Path:
-        return self._sockets_dir / f"{replica_id}.phases.jsonl"
+        return self._replica_dir(replica_id) / "phases.jsonl"
 
     async def start(self, replica_id: str, launch: ReplicaLaunch) -> Replica:
         log_dir = self._logs_dir / launch.endpoint
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"{replica_id}.log"
+        isolation.own_folder(self._replica_dir(replica_id), self._replica_ids)
         argv = [
             "--socket", str(self._socket_path(replica_id)),
             "--error-file", str(self._error_path(replica_id)),
             "--info-file", str(self._info_path(replica_id)),
             "--phase-file", str(self._phase_path(replica_id)),
         ]  # fmt: skip
+        if self._replica_user:
+            argv += [RUN_AS_FLAG, self._replica_user]
         # The endpoint's env goes into the process environment (readable only by its owner), never onto the
         # command line, which any local user can read in /proc. Last: a line cut short for display keeps the rest.
         launch_arg = ["--launch", encode_launch(msgspec.structs.replace(launch, env={}))]
+        # Only what the endpoint sets itself is added to the zygote's (already scrubbed) environment.
         env = {**launch.env, "OMP_NUM_THREADS": str(launch.threads), "HUBSERVE_REPLICA_ID": replica_id}
         cpus = self._pick_cpus(launch.threads)
         process: _Process | None = None
@@ -147,7 +161,7 @@ class LocalBackend:
                 process = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "hubserve.worker", *argv, *launch_arg,
                     stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                    env={**os.environ, **env}, start_new_session=True,
+                    env=scrubbed_environment(os.environ, env), start_new_session=True,
                 )  # fmt: skip
         self._processes[replica_id] = process
         return Replica(id=replica_id, launch=launch, log_location=str(log_path), placement=f"pid {process.pid}")
@@ -177,7 +191,10 @@ class LocalBackend:
         raise ReplicaStartFailed(f"the replica did not become ready within {timeout:.0f}s; see {replica.log_location}")
 
     async def wait_exit(self, replica: Replica) -> int:
-        return await self._processes[replica.id].wait()
+        process = self._processes[replica.id]
+        code = await process.wait()
+        isolation.kill_group(process.pid)  # a replica that died leaves no children serving nobody
+        return code
 
     async def stop(self, replica: Replica, grace_s: float = 5.0) -> None:
         process = self._processes.get(replica.id)
@@ -192,11 +209,10 @@ class LocalBackend:
             except asyncio.TimeoutError:
                 process.kill()
                 await process.wait()
+        # The replica leads its own process group: whatever it forked and left behind goes with it.
+        isolation.kill_group(process.pid)
         self._processes.pop(replica.id, None)
-        self._socket_path(replica.id).unlink(missing_ok=True)
-        self._error_path(replica.id).unlink(missing_ok=True)
-        self._info_path(replica.id).unlink(missing_ok=True)
-        self._phase_path(replica.id).unlink(missing_ok=True)
+        shutil.rmtree(self._replica_dir(replica.id), ignore_errors=True)
 
     def health(self, replica: Replica) -> ReplicaHealth:
         """EXITED once the process is gone (or stopped) or its channel closed; READY while the channel serves."""

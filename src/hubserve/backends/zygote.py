@@ -27,6 +27,7 @@ from hubserve.worker.protocol import (
     decode_zygote_event,
     encode_control_frame,
 )
+from hubserve.worker.sandbox import scrubbed_environment
 from hubserve.worker.zygote import ARGV_ROOM
 
 log = logging.getLogger("hubserve.backends.zygote")
@@ -77,6 +78,7 @@ class Zygote:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "hubserve.worker.zygote", " " * ARGV_ROOM],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file, start_new_session=True,
+                env=scrubbed_environment(os.environ, {}),  # no token or credential reaches the zygote or its forks
             )  # fmt: skip
         self.pid = self._process.pid
         self.preload_s: float | None = None

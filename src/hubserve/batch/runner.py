@@ -63,6 +63,8 @@ class BatchJobRunner:
         """Check the input and output locations, store the job and start it."""
         source = self._storage.resolve(request.input)
         output = self._storage.resolve(request.output)
+        self._storage.check_not_async_area(source, "input")  # other endpoints' async payloads and results
+        self._storage.check_not_async_area(output, "output")
         files = await asyncio.to_thread(_input_files, source, output)
         job_id = f"batch-{secrets.token_hex(4)}"
         spec = endpoint_spec.model_copy(update={"name": job_id})

@@ -7,6 +7,8 @@ cache are honoured, and the result is checked to lie inside that cache.
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 from hubserve.spec import ModelSpec
@@ -14,6 +16,8 @@ from hubserve.spec import ModelSpec
 # Weights we never fetch: pickle-based formats are refused by default.
 _IGNORED_HUB_FILES = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.h5", "*.msgpack", "*.ot", "*.onnx", "*.tflite", "*.gguf"]
 _MODEL_MARKERS = ("config.json", "modules.json", "handler.py", "code/inference.py")
+# A branch, tag or commit as git names them (refs/pr/1 included); '..' and the rest are refused below.
+_REVISION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-/]{0,254}")
 
 
 class SourceError(ValueError):
@@ -34,11 +38,48 @@ def resolve_local(source: str, allowed_roots: list[Path] | None = None) -> Path:
             raise SourceError(
                 f"model folder '{path}' is outside the allowed model roots ({', '.join(map(str, roots))})"
             )
+    try:
+        os.listdir(path)
+    except PermissionError:  # a replica running as an unprivileged user (worker/sandbox.py)
+        raise SourceError(
+            f"model folder '{path}' cannot be read by the replica's user (uid {os.getuid()}): make it and its parent "
+            "folders readable by that user, or run replicas as the server's user (HUBSERVE_REPLICA_USER='')"
+        ) from None
+    except OSError:
+        pass  # missing or not a folder: said below
     if not path.is_dir():
         raise SourceError(f"model folder '{path}' does not exist or is not a folder")
     if not any((path / marker).exists() for marker in _MODEL_MARKERS):
         raise SourceError(f"'{path}' is not a model folder: it has no config.json (save the model with save_pretrained)")
+    if allowed_roots:
+        check_links_inside(path, [root.expanduser().resolve() for root in allowed_roots])
     return path
+
+
+def check_links_inside(folder: Path, roots: list[Path]) -> None:
+    """Refuse a model folder holding a symlink (file or folder) whose target lies outside every root.
+
+    The folder itself is checked after resolving; this checks what it holds, so a link to
+    /etc/passwd inside an allowed folder cannot be served as a tokenizer file.
+    """
+    for parent, folders, files in os.walk(folder):
+        for name in [*folders, *files]:
+            entry = Path(parent) / name
+            if not entry.is_symlink():
+                continue
+            target = entry.resolve()
+            if not any(target == root or root in target.parents for root in roots):
+                raise SourceError(
+                    f"model file '{entry}' links to '{target}', outside the allowed model roots ({', '.join(map(str, roots))})"
+                )
+
+
+def validate_revision(revision: str | None) -> None:
+    """A Hub revision must be a branch, tag or commit name: never a path ('../refs/main')."""
+    if revision is None:
+        return
+    if not _REVISION.fullmatch(revision) or ".." in revision or "//" in revision or revision.endswith(("/", ".lock")):
+        raise SourceError(f"revision {revision!r} is not a valid branch, tag or commit name")
 
 
 def validate_hub_id(repo_id: str) -> None:
@@ -57,6 +98,7 @@ def resolve_hub(repo_id: str, revision: str | None, cache_dir: Path | None = Non
     from huggingface_hub import constants, snapshot_download
 
     validate_hub_id(repo_id)
+    validate_revision(revision)
     try:
         folder = snapshot_download(
             repo_id=repo_id,

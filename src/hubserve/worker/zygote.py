@@ -44,6 +44,7 @@ from hubserve.worker.protocol import (
     decode_zygote_command,
     encode_control_frame,
 )
+from hubserve.worker.sandbox import drop_privileges, take_run_as
 
 # What a replica would otherwise import after the fork: torch, transformers and its pipelines,
 # the modelling and tokenizer modules of the common architectures, sentence-transformers and
@@ -190,6 +191,8 @@ class Zygote:
                         os.kill(pid, command.signal)
                     except ProcessLookupError:
                         pass
+                    if command.signal == signal.SIGKILL:
+                        kill_group(pid)
 
     def _spawn(self, command: Spawn) -> Spawned:
         sys.stdout.flush()
@@ -220,14 +223,17 @@ class Zygote:
             os.environ.update(command.env)
             if command.cpus:
                 os.sched_setaffinity(0, command.cpus)
-            set_command_line([sys.executable, "-m", "hubserve.worker", *command.argv])
+            run_as, argv = take_run_as(command.argv)
+            if run_as:
+                drop_privileges(run_as)  # the zygote stays root; each replica gives it up before loading
+            set_command_line([sys.executable, "-m", "hubserve.worker", *argv])
             _after_fork_in_replica()
             import hubserve.worker
 
-            sys.argv = [os.path.join(os.path.dirname(hubserve.worker.__file__), "__main__.py"), *command.argv]
+            sys.argv = [os.path.join(os.path.dirname(hubserve.worker.__file__), "__main__.py"), *argv]
             from hubserve.worker.server import main
 
-            main(command.argv)
+            main(argv)
             code = 0
         except SystemExit as exc:
             if exc.code is None or isinstance(exc.code, int):
@@ -264,6 +270,7 @@ class Zygote:
             if pid == 0:
                 return
             replica_id = self._children.pop(pid, "")
+            kill_group(pid)  # what the replica forked dies with it (a group's id is not reused while it lives)
             self.send(Exited(replica_id, pid, os.waitstatus_to_exitcode(status)))
 
     def _shutdown(self) -> None:
@@ -273,6 +280,14 @@ class Zygote:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL every process left in a replica's process group (its session's group: the replica's pid)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _after_fork_in_replica() -> None:

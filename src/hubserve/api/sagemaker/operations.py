@@ -86,6 +86,12 @@ async def create_model(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     definition = {**body, "PrimaryContainer": container.model_dump(exclude_none=True), "hubserve": extra}
     definition.pop("Containers", None)
     try:
+        await asyncio.to_thread(_check_deployable, ctx, name, definition)
+    except SageMakerApiError:
+        if extra.get("model_dir") and artifacts.is_cached(Path(extra["model_dir"]), ctx.model_cache):
+            _remove_cached(ctx, Path(extra["model_dir"]))
+        raise
+    try:
         ctx.store.put_model(name, definition)
     except KeyError:
         raise validation(f'Cannot create already existing model "{status.arn(ctx.region, "model", name)}".') from None
@@ -93,12 +99,38 @@ async def create_model(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     return {"ModelArn": status.arn(ctx.region, "model", name)}
 
 
+# The compute a CreateModel check assumes: the model's own checks (source, roots, revision, task) do not depend on it.
+_CHECK_VARIANT = {"VariantName": "AllTraffic", "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 1}}
+
+
+def _check_deployable(ctx: Context, name: str, definition: dict[str, Any]) -> None:
+    """Refuse at CreateModel what CreateEndpoint would refuse of this model, with the same message."""
+    import datetime as dt
+
+    probe = Definition(name=name, definition=definition, created_at=dt.datetime.now(dt.timezone.utc))
+    config = {"ProductionVariants": [{**_CHECK_VARIANT, "ModelName": name}]}
+    spec = _spec(ctx, "model-check", config, probe)
+    try:
+        prepare(spec, ctx.settings)
+    except SpecError as exc:
+        raise validation(exc.message) from None
+
+
+def _remove_cached(ctx: Context, folder: Path) -> None:
+    """Remove our extracted copy of a model (its top folder under the model cache)."""
+    top = folder
+    while top.parent != ctx.model_cache and ctx.model_cache in top.parents:
+        top = top.parent
+    shutil.rmtree(top, ignore_errors=True)
+
+
 def _model_folder(ctx: Context, url: str, name: str) -> Path:
     """Materialise ModelDataUrl and check it holds a model; our copy is removed if it does not."""
-    folder = artifacts.materialise(url, name, ctx.model_cache, ctx.storage)
+    limits = artifacts.ArchiveLimits(ctx.settings.model_archive_max_bytes, ctx.settings.model_archive_max_members)
+    folder = artifacts.materialise(url, name, ctx.model_cache, ctx.storage, limits)
     ours = artifacts.is_cached(folder, ctx.model_cache)
     try:
-        sources.resolve_local(str(folder), None if ours else (ctx.settings.model_roots or None))
+        sources.resolve_local(str(folder), None if ours else (ctx.settings.allowed_model_roots or None))
     except sources.SourceError as exc:
         if ours:
             shutil.rmtree(folder if folder.parent == ctx.model_cache else folder.parent, ignore_errors=True)
