@@ -10,40 +10,48 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
 from hubserve.api.app import build_app
+from hubserve.api.http_protocol import protocol_for
 from hubserve.asyncinf import AsyncInference
 from hubserve.backends.base import Backend
+from hubserve.backends.isolation import default_replica_user
 from hubserve.backends.local import LocalBackend
 from hubserve.batch.runner import BatchJobRunner
 from hubserve.control.controller import Controller
 from hubserve.control.observe import Sampler
+from hubserve.exposure import check_bind
 from hubserve.gateway import Admission, Gateway, Holding, Timing
+from hubserve.homedir import make_private, use_private_umask
 from hubserve.logs import EventLog
 from hubserve.metrics import Metrics
 from hubserve.services import Services
 from hubserve.settings import Settings
 from hubserve.storage import Storage
 from hubserve.store import EndpointStore
+from hubserve.store.audit import AuditStore
 from hubserve.store.batch_jobs import BatchJobStore
 from hubserve.store.engine import open_engine
 from hubserve.store.inferences import InferenceStore
 from hubserve.store.sagemaker import SageMakerStore
+from hubserve.store.tokens import TokenStore, load_or_create_key
 
 
 def build_backend(settings: Settings) -> Backend:
     """Where replicas run, as settings say (``local`` processes today; Ray is the next backend)."""
-    return LocalBackend(settings.home_dir / "logs", zygote=settings.zygote)
+    user = default_replica_user() if settings.replica_user is None else settings.replica_user
+    return LocalBackend(settings.home_dir / "logs", zygote=settings.zygote, replica_user=user)
 
 
 @contextlib.asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[Services]:
     """Build, start and (on exit) stop every part of one server."""
     home = settings.home_dir
-    home.mkdir(parents=True, exist_ok=True)
+    make_private(home)  # 0700, and an older home's world-readable files narrowed
     engine = open_engine(settings.store_url)
     storage = Storage([settings.storage_root, *settings.storage_roots], s3_endpoint_url=settings.s3_endpoint_url)
     events = EventLog(home / "logs")  # per endpoint: what hubserve did, and access lines
@@ -64,6 +72,8 @@ async def running(settings: Settings) -> AsyncIterator[Services]:
         settings=settings, storage=storage, events=events, metrics=metrics, backend=backend,
         controller=controller, gateway=gateway, async_inference=async_inference, batch_jobs=batch_jobs,
         sagemaker_store=SageMakerStore(engine),
+        tokens=TokenStore(engine, load_or_create_key(home / "token.key")),
+        audit=AuditStore(engine),
     )  # fmt: skip
     sampler = Sampler(controller, backend, gateway.traffic, metrics, home / "logs")
     await controller.start()
@@ -91,8 +101,12 @@ def serve(settings: Settings) -> None:
     """Run the server until Ctrl-C (uvicorn with uvloop and httptools)."""
     import uvicorn
 
+    exposure = check_bind(settings)  # UnsafeBind: a non-loopback bind without a token, refused
+    logging.getLogger("hubserve").log(logging.WARNING if "INSECURE" in exposure else logging.INFO, exposure)
+    use_private_umask()  # state.db, the token key, logs and storage: 0600 files in 0700 folders
     config = uvicorn.Config(
-        create_app(settings), host=settings.host, port=settings.port, loop="uvloop", http="httptools",
+        create_app(settings), host=settings.host, port=settings.port, loop="uvloop",
+        http=protocol_for(settings),  # httptools, with a header deadline (408) and size cap (431)
         access_log=False, log_level="info", timeout_graceful_shutdown=10,
     )  # fmt: skip
     uvicorn.Server(config).run()

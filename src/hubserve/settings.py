@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -17,6 +19,24 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     token: str | None = Field(default=None, description="Bearer token required by the management API.", repr=False)
+    public_url: str | None = Field(
+        default=None,
+        description="URL clients reach this server at (a proxy's, say), used in describe's url; "
+        "default: http://<host>:<port> of the bind, 0.0.0.0 as the machine's hostname.",
+    )
+    private_networks: list[str] = Field(
+        default_factory=list,
+        description="Networks (CIDRs) besides loopback that may invoke endpoints with access 'private'.",
+    )
+
+    @field_validator("private_networks")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        return [str(ipaddress.ip_network(cidr.strip(), strict=False)) for cidr in value]  # ValueError: not a CIDR
+
+    insecure_no_auth: bool = Field(
+        default=False, description="Allow a non-loopback bind without a token: anyone who reaches it is admin."
+    )
     model_roots: list[Path] = Field(
         default_factory=list, description="When set, local model folders must lie under one of these."
     )
@@ -35,6 +55,14 @@ class Settings(BaseSettings):
     zygote: bool = Field(
         default=True, description="Fork replicas from a process that imported torch once (sub-second cold starts)."
     )
+    model_archive_max_bytes: int = Field(
+        default=20 * 1024**3, ge=1, description="Most bytes a SageMaker model.tar.gz may extract to (and never past the free disk)."
+    )
+    model_archive_max_members: int = Field(default=100_000, ge=1, description="Most files a model.tar.gz may hold.")
+    replica_user: str | None = Field(
+        default=None,
+        description="User replicas run as; default: 'nobody' when the server runs as root. '' keeps the server's user.",
+    )
     storage_roots: list[Path] = Field(
         default_factory=list,
         description="Local folders async inference and batch jobs may read and write, besides <home>/storage.",
@@ -52,6 +80,24 @@ class Settings(BaseSettings):
     async_poll_interval_s: float = Field(
         default=0.5, description="How often the async dispatcher looks at the queue when nothing wakes it."
     )
+    max_request_body_bytes: int = Field(
+        default=1024 * 1024, ge=1, description="Largest body of a non-invocation route (management JSON, SageMaker control plane, /v2)."
+    )
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="A request's line and headers must arrive within this, else 408 (slowloris)."
+    )
+    max_header_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest request line plus headers; over it is a 431."
+    )
+    body_timeout_s: float = Field(
+        default=10.0, gt=0, description="Grace for a request body; after it the body must keep min_body_rate_bytes_s."
+    )
+    min_body_rate_bytes_s: int = Field(
+        default=16 * 1024, ge=1, description="Slowest average body upload accepted after body_timeout_s, else 408."
+    )
+    max_batch_inputs: int = Field(
+        default=1024, ge=1, description="Most inputs one invocation may carry; split bigger batches into requests."
+    )
 
     @property
     def home_dir(self) -> Path:
@@ -62,6 +108,16 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{self.home_dir / 'state.db'}"
 
     @property
+    def sagemaker_models_dir(self) -> Path:
+        """Where SageMaker model archives are extracted (api/sagemaker/artifacts.py): the server's own files."""
+        return self.home_dir / "sagemaker" / "models"
+
+    @property
+    def allowed_model_roots(self) -> list[Path]:
+        """The roots replicas confine local models to: the configured ones plus the extracted archives; [] = anywhere."""
+        return [*self.model_roots, self.sagemaker_models_dir] if self.model_roots else []
+
+    @property
     def storage_root(self) -> Path:
         """Where results go when a request names no output location; always an allowed root."""
         return self.home_dir / "storage"
@@ -69,3 +125,15 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def public_base_url(self) -> str:
+        """The URL describe reports (``public_url``, else the bind address); never a request's Host header."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.host
+        if host in ("0.0.0.0", "::", ""):
+            host = socket.gethostname() or "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"  # IPv6 literal
+        return f"http://{host}:{self.port}"

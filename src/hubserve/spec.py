@@ -27,6 +27,7 @@ from pydantic_core import ValidationError as PydanticCoreValidationError
 from hubserve.tasks import normalize_task
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+REDACTED = "***"  # what describe, list and export show for an endpoint secret's value
 MEMORY_SIZES_MB = (1024, 2048, 3072, 4096, 5120, 6144)
 _MEMORY_CHOICES = f"{', '.join(map(str, MEMORY_SIZES_MB))} (1024..6144 in steps of 1024)"
 
@@ -105,6 +106,9 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+_REVISION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-/]{0,254}")
+
+
 class ModelSpec(_Strict):
     """Where the model comes from and what it does."""
 
@@ -125,6 +129,15 @@ class ModelSpec(_Strict):
         description="Serve even when the checkpoint lacks weights of the task's model (its head), which "
         "transformers then initialises at random; off, such a deployment fails naming the missing weights.",
     )
+
+    @field_validator("revision")
+    @classmethod
+    def _revision_is_a_ref(cls, value: str | None) -> str | None:
+        # A branch, tag or commit as git names them: no '..', no leading '/' or '-', no control or
+        # special characters, so a revision can never walk out of the Hub cache's refs folder.
+        if value is not None and (not _REVISION.fullmatch(value) or ".." in value or "//" in value or value.endswith(("/", ".lock"))):
+            raise ValueError(f"revision {value!r} is not a valid branch, tag or commit name")
+        return value
 
     @field_validator("source")
     @classmethod
@@ -265,14 +278,27 @@ class EndpointSpec(_Strict):
         default=None, description="Text generation limits (generative tasks); default: 256 new tokens, at most 2048."
     )
     env: dict[str, str] = Field(default_factory=dict, description="Environment variables for the replicas.")
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description=f"Environment variables for the replicas that are never shown: describe, list and export "
+        f"name them with the value {REDACTED!r}; an update that sends {REDACTED!r} or leaves them out keeps them "
+        f"(PATCH null removes them).",
+    )
     custom_code: bool = Field(
         default=False, description="Run the folder's handler.py or code/inference.py (off: they are ignored)."
     )
     async_inference: AsyncInferenceSpec | None = None
+    invocation_timeout_s: Annotated[int, _Between(1, 3600)] = Field(
+        default=60,
+        description="Wall-clock limit of one sync or batch invocation in seconds (SageMaker's sync limit by default), "
+        "counted from its hand-over to a replica; a stream's limit is the wait for each part. Past it: 504, and the "
+        "replica is killed and replaced. Async inferences use their own InvocationTimeoutSeconds.",
+    )
     access: Literal["public", "authenticated", "protected", "private"] | None = Field(
         default=None,
-        description="Inference Endpoints' endpoint type, as huggingface_hub sets it; recorded and reported, "
-        "not enforced (invocation routes are not token-checked).",
+        description="Who may invoke (Inference Endpoints' endpoint type): 'public' anyone, no token; 'protected' "
+        "(= 'authenticated', the default) a token with the invoke scope for this endpoint; 'private' such a token, "
+        "and only from loopback or the server's --private-network CIDRs. A server without a token checks nothing.",
     )
 
     @model_validator(mode="before")
@@ -290,6 +316,30 @@ class EndpointSpec(_Strict):
                 "name must be DNS-safe: 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit"
             )
         return value
+
+
+def redacted(spec: EndpointSpec) -> dict[str, Any]:
+    """The spec as JSON for anyone to read: every secret's value replaced by ``REDACTED``."""
+    data = spec.model_dump(mode="json")
+    data["secrets"] = dict.fromkeys(spec.secrets, REDACTED)
+    return data
+
+
+def keep_secrets(spec: EndpointSpec, current: EndpointSpec, sent: bool = True) -> EndpointSpec:
+    """``spec`` as an update of ``current``: a secret sent back as ``REDACTED`` keeps its stored value,
+    and an update that does not send ``secrets`` at all (``sent`` false) keeps every stored secret."""
+    if not sent:
+        return spec.model_copy(update={"secrets": dict(current.secrets)})
+    if REDACTED not in spec.secrets.values():
+        return spec
+    kept = {}
+    for name, value in spec.secrets.items():
+        if value == REDACTED:
+            if name not in current.secrets:
+                raise ValueError(f"secrets.{name}: '{REDACTED}' stands for a stored value, and none is stored")
+            value = current.secrets[name]
+        kept[name] = value
+    return spec.model_copy(update={"secrets": kept})
 
 
 def merge_patch(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

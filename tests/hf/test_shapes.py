@@ -63,7 +63,8 @@ def test_create_maps_model_scaling_type_and_env() -> None:
         instance="cpu-medium", min_replicas=0, max_replicas=3, scale_to_zero_after_s=600
     )
     assert (
-        spec.env == {"A": "1", "KEY": "s", shapes.COMPAT_ENV: "true"}
+        spec.env == {"A": "1", shapes.COMPAT_ENV: "true"}
+        and spec.secrets == {"KEY": "s"}  # apart from env: never shown
         and spec.access == "protected"
     )
 
@@ -145,3 +146,15 @@ def test_raw_is_what_huggingface_hub_reads() -> None:
     )
     assert raw["compute"] == {"accelerator": "gpu", "instanceType": "nvidia-gpu", "instanceSize": "x1",
                               "scaling": {"minReplica": 1, "maxReplica": 1, "scaleToZeroTimeout": 15}}  # fmt: skip
+
+
+def test_update_keeps_secrets_sent_back_redacted_and_refuses_unknown_ones() -> None:
+    body = _create()
+    body.model.secrets = {"KEY": "s"}
+    spec = shapes.spec_from_create(body)
+    kept = shapes.spec_with_update(spec, shapes.HfUpdate.model_validate({"model": {"secrets": {"KEY": "***"}}}))
+    assert kept.secrets == {"KEY": "s"}
+    untouched = shapes.spec_with_update(spec, shapes.HfUpdate.model_validate({"model": {"env": {"B": "2"}}}))
+    assert untouched.secrets == {"KEY": "s"}
+    with pytest.raises(SpecError, match=r"secrets.OTHER"):
+        shapes.spec_with_update(spec, shapes.HfUpdate.model_validate({"model": {"secrets": {"OTHER": "***"}}}))

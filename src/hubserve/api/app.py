@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from hubserve import __version__
 from hubserve.api import (
     async_invocation,
+    audit,
     batch_jobs,
     console,
     hf,
@@ -22,10 +23,12 @@ from hubserve.api import (
     management,
     observability,
     sagemaker,
+    tokens,
 )
 from hubserve.api.auth import Authentication
 from hubserve.api.errors import install_error_handlers
 from hubserve.api.generation import routes as generation_routes
+from hubserve.api.limits import BodyLimits
 from hubserve.services import Services
 from hubserve.settings import Settings
 
@@ -79,12 +82,17 @@ def build_app(settings: Settings, running: Lifespan) -> FastAPI:
     app.include_router(observability.router)
     app.include_router(hf.router)  # Inference Endpoints API (/v2/endpoint/...) and /endpoints/{name}/health
     app.include_router(sagemaker.router)  # SageMaker control plane: POST / (awsJson, X-Amz-Target)
+    app.include_router(tokens.router)  # scoped tokens (admin only)
+    app.include_router(audit.router)  # the audit log of changes (admin only)
     app.include_router(console.router)  # web console: GET / and /console/* (no data), /v1/console/* (token)
 
     @app.get("/health", tags=["health"])
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    if settings.token:
-        app.add_middleware(Authentication, token=settings.token, routes=app.router.routes)  # all but auth.PUBLIC_ROUTES
+    app.add_middleware(audit.AuditLog)  # inside authentication: it records the principal of each change
+    app.add_middleware(Authentication, settings=settings, routes=app.router.routes)  # every route: auth.ROUTES
+    # Outermost, yet reading nothing itself: bodies are bounded in size and rate whoever reads them (SigV4 reads
+    # them in authentication); a request refused by its token is answered before a byte of body is read.
+    app.add_middleware(BodyLimits, settings=settings)
     return app

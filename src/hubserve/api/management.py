@@ -17,7 +17,15 @@ from hubserve.errors import EndpointExists, SpecError
 from hubserve.models import sources
 from hubserve.services import Services
 from hubserve.settings import Settings
-from hubserve.spec import INSTANCE_SIZES, DedicatedCompute, EndpointSpec, EndpointState, merge_patch
+from hubserve.spec import (
+    INSTANCE_SIZES,
+    DedicatedCompute,
+    EndpointSpec,
+    EndpointState,
+    keep_secrets,
+    merge_patch,
+    redacted,
+)
 from hubserve.store import EndpointRecord
 
 router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
@@ -36,7 +44,7 @@ def describe_record(services: Services, record: EndpointRecord, live: EndpointLi
     queued, running = services.async_inference.dispatcher.backlog(record.name)
     generation = live.generation
     return {
-        **record.spec.model_dump(mode="json"),
+        **redacted(record.spec),  # secrets by name only
         "state": live.state.value,
         "reason": live.reason,
         "url": f"{base_url}/endpoints/{record.name}",
@@ -72,7 +80,9 @@ def _setup_summary(live: EndpointLive) -> dict[str, float] | None:
 
 
 def _base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+    """The configured public URL, never the request's ``Host`` header (a client could name any host)."""
+    settings: Settings = request.app.state.settings
+    return settings.public_base_url
 
 
 def prepare(spec: EndpointSpec, settings: Settings) -> tuple[EndpointSpec, list[str]]:
@@ -95,7 +105,8 @@ def prepare(spec: EndpointSpec, settings: Settings) -> tuple[EndpointSpec, list[
     if spec.model.revision is not None:
         raise fail("model.revision", "revision applies to Hub repo ids only; remove it for a local folder")
     try:
-        model_dir = sources.resolve_local(spec.model.source, settings.model_roots or None)
+        # The configured roots plus the server's extracted SageMaker archives (settings.allowed_model_roots).
+        model_dir = sources.resolve_local(spec.model.source, settings.allowed_model_roots or None)
     except sources.SourceError as exc:
         raise fail("model.source", str(exc)) from None
     if spec.model.task is None:
@@ -132,6 +143,7 @@ def _has_gpu() -> bool:
 
 @router.post("", status_code=201, summary="Create an endpoint")
 async def create_endpoint(request: Request, services: ServicesDep, spec: EndpointSpec) -> JSONResponse:
+    spec = _kept(spec, spec.model_copy(update={"secrets": {}}), sent=True)  # a redacted value has nothing to keep
     spec, notes = prepare(spec, services.settings)
     try:
         services.controller.create(spec, notes)
@@ -165,7 +177,10 @@ async def replace_endpoint(request: Request, services: ServicesDep, name: str, s
             f"The endpoint spec is invalid: name: '{spec.name}' does not match the URL's '{name}'; endpoints cannot be renamed",
             details=[{"field": "name", "message": "must match the endpoint name in the URL"}],
         )
-    return _apply_update(request, services, spec)
+    current, _ = services.controller.describe(name)
+    # No secrets (absent, or {} as every client that dumps a whole spec sends): the stored ones stay;
+    # PATCH {"secrets": null} removes them.
+    return _apply_update(request, services, _kept(spec, current.spec, sent=bool(spec.secrets)))
 
 
 @router.patch("/{name}", summary="Change part of an endpoint's spec (JSON merge patch)")
@@ -184,7 +199,17 @@ async def patch_endpoint(request: Request, services: ServicesDep, name: str,
         spec = EndpointSpec.model_validate(merged)
     except pydantic.ValidationError as exc:
         raise spec_error(list(exc.errors())) from None
-    return _apply_update(request, services, spec)
+    return _apply_update(request, services, _kept(spec, record.spec, sent=True))
+
+
+def _kept(spec: EndpointSpec, current: EndpointSpec, sent: bool) -> EndpointSpec:
+    """An update's spec with the stored secrets it sends back redacted (or leaves out) restored."""
+    try:
+        return keep_secrets(spec, current, sent=sent)
+    except ValueError as exc:
+        message = str(exc)
+        raise SpecError(f"The endpoint spec is invalid: {message}",
+                        details=[{"field": message.split(":", 1)[0], "message": message.split(": ", 1)[1]}]) from None
 
 
 @router.delete("/{name}", status_code=202, summary="Delete an endpoint")

@@ -7,43 +7,104 @@ import logging
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 
 
 def serve(
-    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (not loopback: a token is required)."),
     port: int = typer.Option(8080, help="Port to listen on."),
     home: Path | None = typer.Option(None, envvar="HUBSERVE_HOME", help="State folder (default ~/.hubserve)."),
+    token_file: Path | None = typer.Option(
+        None, "--token-file", help="File holding the bootstrap admin token (mode 0600). Or set HUBSERVE_TOKEN.",
+        show_default=False,
+    ),
     token: str | None = typer.Option(
-        None, envvar="HUBSERVE_TOKEN", help="Bearer token the management API requires.", show_default=False
+        None, "--token", help="Bootstrap admin token (visible in `ps`: prefer --token-file or HUBSERVE_TOKEN).",
+        show_default=False,
+    ),
+    public_url: str | None = typer.Option(
+        None, "--public-url", help="URL clients reach this server at, reported in describe's url "
+        "(default: http://HOST:PORT of the bind).", show_default=False,
+    ),
+    insecure_no_auth: bool = typer.Option(
+        False, "--insecure-no-auth", help="Allow a non-loopback --host without a token (anyone reaching it is admin)."
     ),
     model_root: list[Path] = typer.Option(
         [], "--model-root", help="Allow local model folders only under this folder (repeatable)."
     ),
+    private_network: list[str] = typer.Option(
+        [], "--private-network", help="CIDR besides loopback that may invoke 'private' endpoints (repeatable).",
+    ),
+    replica_user: str | None = typer.Option(
+        None, "--replica-user", envvar="HUBSERVE_REPLICA_USER", show_default=False,
+        help="User replicas run as (default: nobody when serving as root); '' keeps the server's user.",
+    ),
 ) -> None:
     """Start the platform: HTTP API, gateway, controller and replicas. Ctrl-C stops everything."""
     from hubserve.compose import serve as serve_forever
+    from hubserve.exposure import UnsafeBind
     from hubserve.settings import Settings
 
-    overrides: dict[str, object] = {"host": host, "port": port}
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("hubserve")
+    overrides: dict[str, object] = {"host": host, "port": port, "insecure_no_auth": insecure_no_auth}
     if home is not None:
         overrides["home"] = home
-    if token:
+    if token_file is not None and token:
+        _refuse("give the token once: --token-file or --token, not both")
+    if token_file is not None:
+        overrides["token"] = read_token_file(token_file)
+    elif token:
+        log.warning(
+            "--token is visible to every local user in `ps` and /proc/<pid>/cmdline; "
+            "use --token-file PATH (mode 0600) or the HUBSERVE_TOKEN environment variable instead"
+        )
         overrides["token"] = token
+    if public_url:
+        if not public_url.startswith(("http://", "https://")) or any(char.isspace() for char in public_url):
+            _refuse(f"--public-url must be an http:// or https:// URL, not {public_url!r}")
+        overrides["public_url"] = public_url
     if model_root:
         overrides["model_roots"] = model_root
-    settings = Settings(**overrides)  # type: ignore[arg-type]
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("hubserve").info(
-        "hubserve on %s (home %s, management token %s)", settings.base_url, settings.home_dir,
-        "required" if settings.token else "not set",
-    )
-    serve_forever(settings)
+    if private_network:
+        overrides["private_networks"] = private_network
+    if replica_user is not None:
+        overrides["replica_user"] = replica_user
+    settings = Settings(**overrides)  # type: ignore[arg-type]  # HUBSERVE_TOKEN is read here when no flag gave one
+    log.info("hubserve on %s (home %s, bootstrap admin token %s)", settings.public_base_url, settings.home_dir,
+             "set" if settings.token else "not set")  # fmt: skip
+    try:
+        serve_forever(settings)
+    except UnsafeBind as exc:
+        _refuse(str(exc))
+
+
+def read_token_file(path: Path) -> str:
+    """The token in ``path`` (surrounding whitespace stripped); a file others may read is refused."""
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        _refuse(f"cannot read the token file {path}: {exc.strerror or exc}")
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        _refuse(f"the token file {path} is readable by other users (mode {stat.S_IMODE(mode):04o}); "
+                f"run `chmod 600 {path}` and start again")  # fmt: skip
+    token = text.strip()
+    if not token or any(char.isspace() for char in token):
+        _refuse(f"the token file {path} must hold one token on one line (it is empty or holds whitespace)")
+    return token
+
+
+def _refuse(message: str) -> NoReturn:
+    typer.echo(f"hubserve serve: {message}", err=True)
+    raise typer.Exit(2)
 
 
 DEMO_NAME = "minilm"

@@ -3,6 +3,7 @@
 Both sides are compared as ``EndpointSpec`` dumps (every default filled), so a file that leaves
 a field out and a live endpoint that holds its default agree. One exception: a spec without
 ``model.task`` lets the server infer it, so the live endpoint's inferred task counts as equal.
+Secrets compare by name only: the server never shows their values, and a plan never prints them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hubserve.spec import EndpointSpec
+from hubserve.spec import REDACTED, EndpointSpec
 
 UNSET = object()  # a field present on one side only (say after a serverless -> dedicated switch)
 
@@ -71,7 +72,7 @@ def diff(live: dict[str, Any], desired: dict[str, Any]) -> list[FieldChange]:
     return changes
 
 
-_TOP = ("name", "model", "compute", "batching", "env", "custom_code", "async_inference")
+_TOP = ("name", "model", "compute", "batching", "env", "secrets", "custom_code", "async_inference")
 
 
 def _order(path: str) -> tuple[int, str]:
@@ -88,7 +89,7 @@ def _flatten(value: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         elif isinstance(item, dict):
             continue  # an empty mapping holds no field (env: {})
         else:
-            flat[path] = item
+            flat[path] = REDACTED if path.startswith("secrets.") else item  # names only, never values
     return flat
 
 

@@ -7,6 +7,7 @@ tools) opens and owns an engine of its own.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,8 +17,21 @@ def open_engine(url: str) -> sa.Engine:
     """An engine for ``url``; SQLite connections get WAL, NORMAL sync and a busy timeout."""
     engine = sa.create_engine(url)
     if url.startswith("sqlite"):
+        _private_database_file(engine.url.database)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _private_database_file(path: str | None) -> None:
+    """Create (or narrow) the SQLite file as 0600 first: it holds endpoint secrets and token hashes,
+    and SQLite gives its -wal and -shm files the database file's mode."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        os.chmod(path, 0o600)
+    except (FileNotFoundError, PermissionError):
+        return  # no such folder, or another user's file: SQLite says so on connect if it matters
 
 
 def engine_for(target: sa.Engine | str) -> tuple[sa.Engine, bool]:

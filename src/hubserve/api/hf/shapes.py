@@ -27,9 +27,11 @@ from hubserve.api.errors import spec_error
 from hubserve.errors import SpecError
 from hubserve.spec import (
     INSTANCE_SIZES,
+    REDACTED,
     DedicatedCompute,
     EndpointSpec,
     ServerlessCompute,
+    keep_secrets,
 )
 
 COMPAT_ENV = "API_INFERENCE_COMPAT"  # replicas answer in the shapes huggingface_hub's InferenceClient parses
@@ -131,7 +133,11 @@ def spec_from_create(body: HfCreate) -> EndpointSpec:
         "access": body.type,
     }
     _apply_model(data, body.model)
-    return _validate(data)
+    spec = _validate(data)
+    try:  # a secret sent as REDACTED has no stored value to stand for
+        return keep_secrets(spec, spec.model_copy(update={"secrets": {}}))
+    except ValueError as exc:
+        raise _invalid("model.secrets", str(exc)) from None
 
 
 def spec_with_update(spec: EndpointSpec, body: HfUpdate) -> EndpointSpec:
@@ -148,7 +154,10 @@ def spec_with_update(spec: EndpointSpec, body: HfUpdate) -> EndpointSpec:
         _apply_model(data, body.model)
     if body.compute is not None:
         data["compute"] = _compute(body.compute, current=spec.compute)
-    return _validate(data)
+    try:  # secrets sent back as REDACTED (what GET shows) keep their stored values
+        return keep_secrets(_validate(data), spec)
+    except ValueError as exc:
+        raise _invalid("model.secrets", str(exc)) from None
 
 
 def _apply_model(data: dict[str, Any], model: HfModel) -> None:
@@ -163,11 +172,10 @@ def _apply_model(data: dict[str, Any], model: HfModel) -> None:
                 f"'{model.framework}' is not served; hubserve runs pytorch (or custom handler) models",
             )
         data["custom_code"] = model.framework == "custom"
-    if model.env is not None or model.secrets is not None:
-        env = {
-            **(model.env or {}),
-            **(model.secrets or {}),
-        }  # secrets are environment variables too
+    if model.secrets is not None:  # environment variables too, kept apart so they are never shown
+        data["secrets"] = dict(model.secrets)
+    if model.env is not None:
+        env = dict(model.env)
         if COMPAT_ENV in data.get("env", {}):
             env.setdefault(
                 COMPAT_ENV, data["env"][COMPAT_ENV]
@@ -282,7 +290,7 @@ def to_raw(
             "framework": "custom" if spec.custom_code else spec.model.framework,
             "image": {"huggingface": {}},
             "env": spec.env,
-            "secrets": {},
+            "secrets": dict.fromkeys(spec.secrets, REDACTED),  # names only, as Inference Endpoints
         },
         "status": {
             "state": hf_state,
