@@ -198,13 +198,18 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 60.0) -> Non
         process.wait(10)
 
 
+# The fixtures live in private (0700) temporary folders that ``nobody``, the default replica user of a
+# server run as root, cannot read; the benchmarks measure serving, not the privilege drop.
+REPLICAS_AS_THE_SERVER = {"HUBSERVE_REPLICA_USER": ""}
+
+
 def start_server(home: Path, env: dict[str, str] | None = None, log: Path | None = None) -> tuple[subprocess.Popen[bytes], str]:
     """A real ``hubserve serve`` on a free port; returns the process and its base URL."""
     port = free_port()
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
     process = subprocess.Popen(
         [sys.executable, "-m", "hubserve", "serve", "--port", str(port), "--home", str(home)],
-        stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+        stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **REPLICAS_AS_THE_SERVER, **(env or {})},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     wait_for_http(f"{url}/health", process)
