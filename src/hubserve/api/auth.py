@@ -40,7 +40,7 @@ from hubserve.api.sagemaker.errors import SageMakerApiError, error_json
 from hubserve.errors import Forbidden, HubserveError, PayloadTooLarge, Unauthorized
 from hubserve.services import Services
 from hubserve.settings import Settings
-from hubserve.store.tokens import TokenStore
+from hubserve.store.tokens import TokenRecord, TokenStore
 
 Need = Literal["public", "read", "deploy", "admin", "invoke", "sagemaker"]
 Dialect = Literal["hubserve", "hf", "sagemaker", "openai"]
@@ -132,16 +132,17 @@ def _pattern(template: str) -> re.Pattern[str]:
 
 
 _NAME = re.compile(r"^/endpoints/([^/]+)")
-_BY_METHOD: dict[str, list[tuple[Rule, re.Pattern[str]]]] = {}
+# Rules by method and first path segment, so a request is matched against a handful of patterns, not all.
+_BY_HEAD: dict[tuple[str, str], list[tuple[Rule, re.Pattern[str]]]] = {}
 for _rule in ROUTES:
-    _BY_METHOD.setdefault(_rule.method, []).append((_rule, _pattern(_rule.path)))
+    _BY_HEAD.setdefault((_rule.method, _rule.path.split("/", 2)[1]), []).append((_rule, _pattern(_rule.path)))
 _SAGEMAKER_READS = ("SageMaker.Describe", "SageMaker.List")
 
 
 def rule_for(method: str, path: str) -> Rule | None:
     """The rule of a request, or None for a method and path no rule names."""
     method = "GET" if method == "HEAD" else method
-    for rule, pattern in _BY_METHOD.get(method, ()):
+    for rule, pattern in _BY_HEAD.get((method, path.split("/", 2)[1]), ()):
         if pattern.match(path):
             return rule
     return None
@@ -160,6 +161,11 @@ def route_templates(routes: Sequence[BaseRoute]) -> list[tuple[str, str]]:
         for method in sorted(set(methods) - {"HEAD"}):
             found.append((method, str(context.path)))
     return found
+
+
+# Built once: the principals that are not stored tokens (frozen, shared by every request).
+_LOCAL = Principal.admin(LOCAL_ID, "local (no token configured)")
+_BOOTSTRAP = Principal.admin(BOOTSTRAP_ID, "bootstrap (--token)")
 
 
 class Refusal(Exception):
@@ -190,6 +196,7 @@ class Authentication:
         self._bootstrap = settings.token.encode() if settings.token else None
         self._routes = routes
         self._networks = [ipaddress.ip_network(cidr, strict=False) for cidr in settings.private_networks]
+        self._principals: dict[str, tuple[TokenRecord, Principal]] = {}  # token id -> its record's principal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -197,7 +204,7 @@ class Authentication:
             return
         state = scope.setdefault("state", {})
         if self._bootstrap is None:
-            state["principal"] = Principal.admin(LOCAL_ID, "local (no token configured)")
+            state["principal"] = _LOCAL
             await self._app(scope, receive, send)
             return
         rule = rule_for(scope["method"], scope["path"])
@@ -262,9 +269,14 @@ class Authentication:
             return None
         assert self._bootstrap is not None
         if secrets.compare_digest(token.encode(), self._bootstrap):
-            return Principal.admin(BOOTSTRAP_ID, "bootstrap (--token)")
+            return _BOOTSTRAP
         record = _tokens(scope).verify(token)
-        return Principal.of(record) if record is not None else None
+        if record is None:
+            return None
+        known = self._principals.get(record.id)
+        if known is None or known[0] is not record:  # the store's cache hands out the same record while it holds
+            known = self._principals[record.id] = (record, Principal.of(record))
+        return known[1]
 
     async def _sigv4(self, scope: Scope, headers: Headers, receive: Receive) -> tuple[Principal, Receive]:
         credential = sigv4.parse(headers.get("authorization"))
@@ -283,7 +295,7 @@ class Authentication:
             principal = Principal.of(record)
         else:
             assert self._settings.token is not None
-            secret, principal = self._settings.token, Principal.admin(BOOTSTRAP_ID, "bootstrap (--token)")
+            secret, principal = self._settings.token, _BOOTSTRAP
         body = await _read_body(receive, max(self._settings.max_payload_bytes, 6 * 1024 * 1024))
         url = f"{scope.get('scheme', 'http')}://{lowered.get('host', '')}{scope['path']}"
         query = scope.get("query_string", b"").decode("latin-1")

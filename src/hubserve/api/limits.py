@@ -1,24 +1,23 @@
-"""Request bodies bounded in size and time, whoever reads them.
+"""Request bodies bounded in size, whoever reads them.
 
 An ASGI layer outside every other (authentication reads SigV4-signed bodies) that reads nothing
-itself: it bounds each read of the body, so a request refused by its token (401) is answered before
-a byte of body is read, and the limits hold whoever reads. Each request gets the limit of its route
-class (``limit_for``): invocations ``max_payload_bytes``, async invocations
-``async_max_payload_bytes`` (streamed to storage), every other route (management JSON, the SageMaker
-control plane, ``/v2``) ``max_request_body_bytes``. A declared ``Content-Length`` over the limit is
-refused at the first read, unread; a body that grows past it while streaming is cut off. A body must
-also keep coming: after ``body_timeout_s`` of grace it must average ``min_body_rate_bytes_s``, else
-408. Each refusal is answered in the route's own dialect, and the route then sees a disconnect, so
-nothing is left half-read. The cost on the hot path is one timer per body chunk (usually one).
+itself. Each request gets the limit of its route class (``limit_for``): invocations
+``max_payload_bytes``, async invocations ``async_max_payload_bytes`` (streamed to storage), every
+other route (management JSON, the SageMaker control plane, ``/v2``) ``max_request_body_bytes``. A
+request that declares a ``Content-Length`` within its limit passes untouched (the HTTP parser holds
+the body to that length): the invocation hot path pays a header scan. One that declares more is
+refused at its first read, unread, so a request refused by its token (401) is answered first; one
+that declares none (chunked) is counted as it is read and cut off past the limit. Each refusal is
+answered in the route's own dialect, and the route then sees a disconnect, so nothing is left
+half-read. How slowly a body may arrive is the HTTP protocol's deadline (``api.http_protocol``),
+which renders its 408 with ``refusal`` in the same dialects.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import sys
-import time
 from collections.abc import Callable
+from http import HTTPStatus
 
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -103,22 +102,24 @@ def too_large(route: RouteClass) -> PayloadTooLarge:
     )
 
 
-def _too_slow(rate: int) -> RequestTimeout:
+def too_slow(rate: int) -> RequestTimeout:
     return RequestTimeout(
         f"The request body arrived too slowly (under {rate} bytes/s on average); the request was dropped. Send the "
         "whole body at once."
     )
 
 
-async def _receive_within(receive: Receive, delay: float) -> Message:
-    if sys.version_info >= (3, 11):
-        async with asyncio.timeout(delay):
-            return await receive()
-    return await asyncio.wait_for(receive(), delay)  # pragma: no cover - Python 3.10 (one task per chunk)
+def refusal(response: JSONResponse) -> bytes:
+    """``response`` as the bytes of a whole HTTP/1.1 answer that closes its connection (for the protocol)."""
+    status = HTTPStatus(response.status_code)
+    head = f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode()
+    for name, value in response.raw_headers:
+        head += name + b": " + value + b"\r\n"
+    return head + b"connection: close\r\n\r\n" + response.body
 
 
 class BodyLimits:
-    """ASGI middleware: per-route-class body size limits and a minimum body rate (see the module)."""
+    """ASGI middleware: per-route-class body size limits (see the module)."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self._app = app
@@ -129,7 +130,11 @@ class BodyLimits:
             await self._app(scope, receive, send)
             return
         route = limit_for(scope["method"], scope["path"], self._settings)
-        await _Guarded(self._app, scope, receive, send, route, self._settings).run()
+        declared = _content_length(scope)
+        if declared is not None and declared <= route.limit:
+            await self._app(scope, receive, send)  # the parser stops the body at its declared length
+            return
+        await _Guarded(self._app, scope, receive, send, route, refuse_first_read=declared is not None).run()
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -140,18 +145,15 @@ def _content_length(scope: Scope) -> int | None:
 
 
 class _Guarded:
-    """One request whose body is counted and timed as the route reads it."""
+    """One request whose body declared too much (refused at the first read) or nothing (counted as read)."""
 
     def __init__(
-        self, app: ASGIApp, scope: Scope, receive: Receive, send: Send, route: RouteClass, settings: Settings
+        self, app: ASGIApp, scope: Scope, receive: Receive, send: Send, route: RouteClass, *, refuse_first_read: bool
     ) -> None:
         self._app, self._scope, self._receive, self._send = app, scope, receive, send
         self._route = route
-        self._grace = settings.body_timeout_s
-        self._rate = settings.min_body_rate_bytes_s
+        self._refuse_first_read = refuse_first_read
         self._received = 0
-        self._started: float | None = None
-        self._body_done = False
         self._refused = False  # we answered: the route's own answer is dropped
         self._response_started = False
 
@@ -165,24 +167,13 @@ class _Guarded:
     async def receive(self) -> Message:
         if self._refused:
             return {"type": "http.disconnect"}
-        if self._body_done:
-            return await self._receive()  # waiting for a disconnect, not for body: no deadline
-        now = time.monotonic()
-        if self._started is None:  # the first read: a declared length over the limit is refused unread
-            self._started = now
-            declared = _content_length(self._scope)
-            if declared is not None and declared > self._route.limit:
-                return await self._refuse(too_large(self._route))
-        allowed = self._started + self._grace + self._received / self._rate - now
-        try:
-            message = await _receive_within(self._receive, max(allowed, 0.001))
-        except asyncio.TimeoutError:
-            return await self._refuse(_too_slow(self._rate))
+        if self._refuse_first_read:
+            return await self._refuse(too_large(self._route))
+        message = await self._receive()
         if message["type"] == "http.request":
             self._received += len(message.get("body", b""))
             if self._received > self._route.limit:
                 return await self._refuse(too_large(self._route))
-            self._body_done = not message.get("more_body", False)
         return message
 
     async def _refuse(self, error: HubserveError) -> Message:

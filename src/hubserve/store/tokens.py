@@ -103,8 +103,8 @@ class TokenStore:
         self._key = key
         _metadata.create_all(self._engine)
         self._lock = threading.Lock()
-        # token id -> (monotonic time cached, salt, record or None if unknown)
-        self._cache: dict[str, tuple[float, str | None, TokenRecord | None]] = {}
+        # token id -> (monotonic time cached, the token's secret, its record); None for an unknown id
+        self._cache: dict[str, tuple[float, tuple[str, TokenRecord] | None]] = {}
         self._used: dict[str, float] = {}
 
     def _secret(self, token_id: str, salt: str) -> str:
@@ -178,8 +178,8 @@ class TokenStore:
         loaded = self._cached(token_id)
         if loaded is None:
             return None
-        salt, record = loaded
-        if not hmac.compare_digest(self._secret(token_id, salt).encode(), secret.encode()):
+        expected, record = loaded
+        if not hmac.compare_digest(expected.encode(), secret.encode()):
             return None
         if record.revoked_at is not None:
             return None
@@ -191,20 +191,21 @@ class TokenStore:
         loaded = self._cached(token_id)
         if loaded is None or loaded[1].revoked_at is not None:
             return None
-        return self._secret(token_id, loaded[0])
+        return loaded[0]
 
     def _cached(self, token_id: str) -> tuple[str, TokenRecord] | None:
+        """(the token's secret, its record), derived once per load rather than per request."""
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(token_id)
         if hit is not None and now - hit[0] < _CACHE_SECONDS:
-            salt, record = hit[1], hit[2]
-            return None if salt is None or record is None else (salt, record)
-        loaded = self._load(token_id)
+            return hit[1]
+        row = self._load(token_id)
+        loaded = None if row is None else (self._secret(token_id, row[0]), row[1])
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()  # bounded: random unknown ids cannot grow it without limit
-            self._cache[token_id] = (now, *(loaded or (None, None)))
+            self._cache[token_id] = (now, loaded)
         return loaded
 
     def _load(self, token_id: str) -> tuple[str, TokenRecord] | None:
