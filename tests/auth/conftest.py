@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.integration.conftest import TOKEN, RunningServer, free_port, stop_server, wait_for_state
+from tests.integration.conftest import TOKEN, RunningServer, launch, stop_server, wait_for_state, wait_healthy
 
 OTHER_NETWORK = "198.51.100.0/24"  # allow-listed for private endpoints; this machine is not in it
 
@@ -32,30 +28,13 @@ def outside_address() -> str | None:
 @pytest.fixture(scope="session")
 def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     home = tmp_path_factory.mktemp("auth") / "home"
-    port = free_port()
-    log_path = home.parent / "server.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HUBSERVE_REPLICA_USER": ""}
-    env.pop("HUBSERVE_TOKEN", None)
-    command = [sys.executable, "-m", "hubserve", "serve", "--host", "0.0.0.0", "--port", str(port), "--home", str(home),
-               "--private-network", OTHER_NETWORK]  # fmt: skip
-    env["HUBSERVE_TOKEN"] = TOKEN
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"server did not start: {log_path.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    running = RunningServer(url, TOKEN, home, process, log_path)
+    running = wait_healthy(launch(
+        home, "--private-network", OTHER_NETWORK, host="0.0.0.0", token=TOKEN,
+        env={"HUBSERVE_REPLICA_USER": "", "HUBSERVE_TOKEN": TOKEN},
+    ), timeout=60)  # fmt: skip
     yield running
     stop_server(running)
-    assert TOKEN not in log_path.read_text(), "the bootstrap token appeared in the server's log"
+    assert TOKEN not in running.log(), "the bootstrap token appeared in the server's log"
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,9 @@ class RunningServer:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -36,30 +39,47 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(home: Path, token: str = TOKEN, extra_env: dict[str, str] | None = None) -> RunningServer:
+def launch(
+    home: Path, *args: str, env: dict[str, str] | None = None, host: str = "127.0.0.1", token: str = ""
+) -> RunningServer:
+    """``hubserve serve --host HOST --port <free> --home HOME ARGS...``, not waited for (it may be meant to refuse).
+
+    The server gets this process's environment less HUBSERVE_TOKEN, plus HF_HUB_OFFLINE and ``env``;
+    ``token`` is only what the returned server's ``headers()`` send.
+    """
     port = free_port()
     log_path = home.parent / f"{home.name}-server-{port}.log"
-    # Replicas keep the test's user: models live under pytest's private (0700) temp folder, which the
-    # default replica user (nobody, as root) cannot read. tests/isolation/ runs servers that drop.
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HUBSERVE_REPLICA_USER": "", **(extra_env or {})}
-    env.pop("HUBSERVE_TOKEN", None)
+    environment = {key: value for key, value in os.environ.items() if key != "HUBSERVE_TOKEN"}
+    environment.update({"HF_HUB_OFFLINE": "1", **(env or {})})
     with open(log_path, "ab") as log:  # the server keeps its own copy of the descriptor
         process = subprocess.Popen(
-            [sys.executable, "-m", "hubserve", "serve", "--port", str(port), "--home", str(home), "--token", token],
-            stdout=log, stderr=subprocess.STDOUT, env=env,
+            [sys.executable, "-m", "hubserve", "serve", "--host", host, "--port", str(port), "--home", str(home), *args],
+            stdout=log, stderr=subprocess.STDOUT, env=environment,
         )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    return RunningServer(f"http://127.0.0.1:{port}", token, home, process, log_path)
+
+
+def wait_healthy(server: RunningServer, timeout: float = 90) -> RunningServer:
+    """``server`` once /health answers; raises with the log's tail if it exits or does not answer in time."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {log_path.read_text()[-3000:]}")
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited: {server.log()[-3000:]}")
         try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return RunningServer(url, token, home, process, log_path)
+            if httpx.get(f"{server.url}/health", timeout=1).status_code == 200:
+                return server
         except httpx.HTTPError:
             time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"server did not start: {log_path.read_text()[-3000:]}")
+    server.process.kill()
+    raise RuntimeError(f"server did not start: {server.log()[-3000:]}")
+
+
+def start_server(home: Path, token: str = TOKEN, extra_env: dict[str, str] | None = None) -> RunningServer:
+    """A healthy server with ``token`` as its bootstrap token (on the command line: these are tests)."""
+    # Replicas keep the test's user: models live under pytest's private (0700) temp folder, which the
+    # default replica user (nobody, as root) cannot read. tests/isolation/ runs servers that drop.
+    env = {"HUBSERVE_REPLICA_USER": "", **(extra_env or {})}
+    return wait_healthy(launch(home, "--token", token, env=env, token=token), timeout=60)
 
 
 def stop_server(server: RunningServer, timeout: float = 30) -> int:

@@ -3,22 +3,16 @@ home), with an endpoint whose handler reports a secret environment variable; and
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.integration.conftest import free_port, wait_for_state
+from tests.integration.conftest import RunningServer, launch, stop_server, wait_for_state, wait_healthy
 
 TOKEN = "tok-9f3b7c1e-secret-admin"
 SECRET_NAME = "HUBSERVE_TEST_API_KEY"
@@ -44,53 +38,9 @@ ENV_HANDLER = textwrap.dedent(
 )
 
 
-@dataclasses.dataclass
-class Started:
-    url: str
-    home: Path
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def launch(home: Path, *args: str, env: dict[str, str] | None = None, host: str = "127.0.0.1") -> Started:
-    """``hubserve serve`` with ``args``, not waited for (it may be meant to refuse)."""
-    port = free_port()
-    log_path = home.parent / f"{home.name}-server-{port}.log"
-    environment = {key: value for key, value in os.environ.items() if key != "HUBSERVE_TOKEN"}
-    environment.update({"HF_HUB_OFFLINE": "1", **(env or {})})
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "hubserve", "serve", "--host", host, "--port", str(port), "--home", str(home), *args],
-            stdout=log, stderr=subprocess.STDOUT, env=environment,
-        )  # fmt: skip
-    return Started(f"http://127.0.0.1:{port}", home, process, log_path)
-
-
-def wait_healthy(started: Started, timeout: float = 90) -> Started:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if started.process.poll() is not None:
-            raise RuntimeError(f"server exited: {started.log()[-3000:]}")
-        try:
-            if httpx.get(f"{started.url}/health", timeout=1).status_code == 200:
-                return started
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    started.process.kill()
-    raise RuntimeError(f"server did not start: {started.log()[-3000:]}")
-
-
-def stop(started: Started, timeout: float = 30) -> None:
-    if started.process.poll() is None:
-        started.process.send_signal(signal.SIGINT)
-        try:
-            started.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            started.process.kill()
-            started.process.wait()
+# The secrecy tests start servers with their own flags; the launcher is the integration tests' one.
+Started = RunningServer
+stop = stop_server
 
 
 def env_handler_model(dst: Path) -> Path:
