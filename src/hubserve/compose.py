@@ -19,7 +19,7 @@ from hubserve.api.app import build_app
 from hubserve.api.http_protocol import protocol_for
 from hubserve.asyncinf import AsyncInference
 from hubserve.backends.base import Backend
-from hubserve.backends.isolation import default_replica_user
+from hubserve.backends.isolation import ReplicaUserError, choose_replica_user
 from hubserve.backends.local import LocalBackend
 from hubserve.batch.runner import BatchJobRunner
 from hubserve.control.controller import Controller
@@ -43,7 +43,9 @@ from hubserve.store.tokens import TokenStore, load_or_create_key
 
 def build_backend(settings: Settings) -> Backend:
     """Where replicas run, as settings say (``local`` processes today; Ray is the next backend)."""
-    user = default_replica_user() if settings.replica_user is None else settings.replica_user
+    user, warning = choose_replica_user(settings.replica_user)
+    if warning:
+        logging.getLogger("hubserve").warning("%s", warning)
     return LocalBackend(settings.home_dir / "logs", zygote=settings.zygote, replica_user=user)
 
 
@@ -103,6 +105,10 @@ def serve(settings: Settings) -> None:
 
     exposure = check_bind(settings)  # UnsafeBind: a non-loopback bind without a token, refused
     logging.getLogger("hubserve").log(logging.WARNING if "INSECURE" in exposure else logging.INFO, exposure)
+    try:
+        choose_replica_user(settings.replica_user)  # a named replica user that cannot serve: refused before start
+    except ReplicaUserError as exc:
+        raise SystemExit(f"hubserve serve: {exc}") from None
     use_private_umask()  # state.db, the token key, logs and storage: 0600 files in 0700 folders
     config = uvicorn.Config(
         create_app(settings), host=settings.host, port=settings.port, loop="uvloop",

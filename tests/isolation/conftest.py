@@ -11,9 +11,25 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hubserve.backends.isolation import ReplicaUserError, code_unreadable_by, replica_ids
 from tests.integration.conftest import RunningServer, start_server, stop_server
 
 SECRET = "aws-secret-9d1e-never-in-a-replica"
+
+def _drop_blocked() -> str | None:
+    """Why replicas cannot switch to ``nobody`` on this machine, or None when they can."""
+    if os.geteuid() != 0:
+        return "dropping privileges needs a server running as root"
+    try:
+        unreadable = code_unreadable_by(replica_ids("nobody") or (0, 0))
+    except ReplicaUserError as exc:
+        return str(exc)
+    if unreadable is not None:
+        return f"nobody cannot read {unreadable} (the checkout lies in a private folder): replicas keep the server's user"
+    return None
+
+
+DROP_BLOCKED = _drop_blocked()
 
 # One handler, many probes: what the replica can see and do, asked for by the request's "inputs".
 PROBE_HANDLER = textwrap.dedent(
@@ -94,7 +110,7 @@ def isolated_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runnin
     """A server started with credentials in its environment, replicas at their default user."""
     home = tmp_path_factory.mktemp("isolated") / "home"
     env = {
-        "HUBSERVE_REPLICA_USER": os.environ.get("HUBSERVE_TEST_REPLICA_USER", "nobody" if os.geteuid() == 0 else ""),
+        "HUBSERVE_REPLICA_USER": os.environ.get("HUBSERVE_TEST_REPLICA_USER", "nobody" if DROP_BLOCKED is None else ""),
         "AWS_SECRET_ACCESS_KEY": SECRET,
         "HUBSERVE_ADMIN_NOTE": SECRET,
     }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from pathlib import Path
@@ -11,7 +10,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import TOKEN, RunningServer, wait_for_state
-from tests.isolation.conftest import SECRET, probe_model
+from tests.isolation.conftest import DROP_BLOCKED, SECRET, probe_model
 
 
 def _deploy(api: httpx.Client, name: str, model: Path) -> None:
@@ -45,7 +44,7 @@ def test_no_secret_in_replica_or_zygote_environment(isolated_api: httpx.Client, 
         assert TOKEN not in ancestor["environ"], ancestor["pid"]
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs a server running as root")
+@pytest.mark.skipif(DROP_BLOCKED is not None, reason=DROP_BLOCKED or "")
 def test_replica_runs_unprivileged(isolated_api: httpx.Client, isolated_server: RunningServer, probe: str) -> None:
     who = isolated_api.post(f"/endpoints/{probe}", json={"inputs": "who", "home": str(isolated_server.home)}).json()
     assert who["uid"] != 0 and who["euid"] != 0
@@ -72,6 +71,7 @@ def test_forked_child_dies_with_the_endpoint(isolated_api: httpx.Client, open_di
     assert not _alive(child), f"pid {child}, forked by the replica, outlived its endpoint"
 
 
+@pytest.mark.skipif(DROP_BLOCKED is not None, reason=DROP_BLOCKED or "")
 def test_a_real_model_serves_as_the_replica_user(
     isolated_api: httpx.Client, open_dir: Path, tiny_models: dict[str, Path]
 ) -> None:
@@ -102,7 +102,7 @@ def test_a_fresh_process_replica_is_contained_too(isolated_api: httpx.Client, op
     assert SECRET not in str(seen) and TOKEN not in str(seen)
     who = isolated_api.post("/endpoints/fresh", json={"inputs": "who", "home": "/nonexistent"}).json()
     assert who["pgid"] == who["pid"]
-    if os.geteuid() == 0:
+    if DROP_BLOCKED is None:
         assert who["uid"] != 0 and who["write_etc"] == "PermissionError"
     child = isolated_api.post("/endpoints/fresh", json={"inputs": "fork"}).json()["child"]
     isolated_api.delete("/v1/endpoints/fresh").raise_for_status()
@@ -113,7 +113,7 @@ def test_a_fresh_process_replica_is_contained_too(isolated_api: httpx.Client, op
     assert not _alive(child)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs a server running as root")
+@pytest.mark.skipif(DROP_BLOCKED is not None, reason=DROP_BLOCKED or "")
 def test_a_private_model_folder_fails_with_a_clear_reason(
     isolated_api: httpx.Client, tmp_path: Path, tiny_models: dict[str, Path]
 ) -> None:
