@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import textwrap
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from tests.integration.conftest import RunningServer, start_server, stop_server
 
 SECRET = "aws-secret-9d1e-never-in-a-replica"
 
+
 def _drop_blocked() -> str | None:
     """Why replicas cannot switch to ``nobody`` on this machine, or None when they can."""
     if os.geteuid() != 0:
@@ -25,7 +27,9 @@ def _drop_blocked() -> str | None:
     except ReplicaUserError as exc:
         return str(exc)
     if unreadable is not None:
-        return f"nobody cannot read {unreadable} (the checkout lies in a private folder): replicas keep the server's user"
+        return (
+            f"nobody cannot read {unreadable} (the checkout lies in a private folder): replicas keep the server's user"
+        )
     return None
 
 
@@ -75,8 +79,8 @@ PROBE_HANDLER = textwrap.dedent(
                 return {
                     "uid": os.getuid(), "euid": os.geteuid(), "pgid": os.getpgid(0), "pid": os.getpid(),
                     "passwd_readable": readable,
-                    "write_etc": _try_write("/etc/hubserve-replica-probe"),
-                    "write_home": _try_write(data["home"] + "/replica-probe"),
+                    "write_etc": _try_write(data["etc"]) if "etc" in data else None,
+                    "write_home": _try_write(data["home"] + "/replica-probe") if "home" in data else None,
                 }
             if probe == "fork":
                 child = subprocess.Popen(["sleep", "1000"])
@@ -84,6 +88,14 @@ PROBE_HANDLER = textwrap.dedent(
             return {"unknown": probe}
     """
 )
+
+
+@pytest.fixture
+def etc_target() -> Iterator[Path]:
+    """A path under /etc no one has written yet, removed afterwards whoever wrote it."""
+    target = Path(f"/etc/hubserve-replica-probe-{uuid.uuid4().hex[:12]}")
+    yield target
+    target.unlink(missing_ok=True)
 
 
 def probe_model(root: Path) -> Path:

@@ -45,17 +45,20 @@ def test_no_secret_in_replica_or_zygote_environment(isolated_api: httpx.Client, 
 
 
 @pytest.mark.skipif(DROP_BLOCKED is not None, reason=DROP_BLOCKED or "")
-def test_replica_runs_unprivileged(isolated_api: httpx.Client, isolated_server: RunningServer, probe: str) -> None:
-    who = isolated_api.post(f"/endpoints/{probe}", json={"inputs": "who", "home": str(isolated_server.home)}).json()
+def test_replica_runs_unprivileged(
+    isolated_api: httpx.Client, isolated_server: RunningServer, probe: str, etc_target: Path
+) -> None:
+    asked = {"inputs": "who", "home": str(isolated_server.home), "etc": str(etc_target)}
+    who = isolated_api.post(f"/endpoints/{probe}", json=asked).json()
     assert who["uid"] != 0 and who["euid"] != 0
     assert who["write_etc"] == "PermissionError"
     assert who["write_home"] == "PermissionError"
     assert who["passwd_readable"]  # world-readable files stay readable: documented in docs/security.md
-    assert not Path("/etc/hubserve-replica-probe").exists()
+    assert not etc_target.exists()
 
 
 def test_replica_leads_its_own_process_group(isolated_api: httpx.Client, probe: str) -> None:
-    who = isolated_api.post(f"/endpoints/{probe}", json={"inputs": "who", "home": "/nonexistent"}).json()
+    who = isolated_api.post(f"/endpoints/{probe}", json={"inputs": "who"}).json()
     assert who["pgid"] == who["pid"]
 
 
@@ -88,7 +91,7 @@ def test_a_real_model_serves_as_the_replica_user(
     assert isinstance(answer.json(), list) and "label" in answer.json()[0]
 
 
-def test_a_fresh_process_replica_is_contained_too(isolated_api: httpx.Client, open_dir: Path) -> None:
+def test_a_fresh_process_replica_is_contained_too(isolated_api: httpx.Client, open_dir: Path, etc_target: Path) -> None:
     """An endpoint env read at import time (HF_*) starts `python -m hubserve.worker`, not a fork: same rules."""
     model = probe_model(open_dir / "fresh")
     spec = {
@@ -100,10 +103,10 @@ def test_a_fresh_process_replica_is_contained_too(isolated_api: httpx.Client, op
     seen = isolated_api.post("/endpoints/fresh", json={"inputs": "env"}).json()
     assert seen["own"]["HF_PROBE_SETTING"] == "1"
     assert SECRET not in str(seen) and TOKEN not in str(seen)
-    who = isolated_api.post("/endpoints/fresh", json={"inputs": "who", "home": "/nonexistent"}).json()
+    who = isolated_api.post("/endpoints/fresh", json={"inputs": "who", "etc": str(etc_target)}).json()
     assert who["pgid"] == who["pid"]
     if DROP_BLOCKED is None:
-        assert who["uid"] != 0 and who["write_etc"] == "PermissionError"
+        assert who["uid"] != 0 and who["write_etc"] == "PermissionError" and not etc_target.exists()
     child = isolated_api.post("/endpoints/fresh", json={"inputs": "fork"}).json()["child"]
     isolated_api.delete("/v1/endpoints/fresh").raise_for_status()
     wait_for_state(isolated_api, "fresh", {"gone"})
