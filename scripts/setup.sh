@@ -36,3 +36,15 @@ if [ "${HUBSERVE_SETUP_BROWSER:-0}" = 1 ] && [ ! -x /usr/bin/chromium ] && comma
     echo "setup: chromium is missing and apt-get needs root; the console's browser tests will be skipped" >&2
   fi
 fi
+# tests/postgres start a real PostgreSQL server (initdb + pg_ctl in a temporary folder); Debian's postgresql
+# package provides them under /usr/lib/postgresql/*/bin. Installed when missing and we are root with apt-get;
+# never fatal: without it tests/postgres skip with the reason.
+if ! command -v initdb >/dev/null 2>&1 && [ ! -x /usr/local/bin/initdb ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing Debian's postgresql for tests/postgres (about 1 minute)"
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; } \
+      >/dev/null 2>&1 || echo "setup: could not install postgresql; tests/postgres will be skipped" >&2
+  else
+    echo "setup: PostgreSQL (initdb, pg_ctl) is missing and apt-get needs root; tests/postgres will be skipped" >&2
+  fi
+fi

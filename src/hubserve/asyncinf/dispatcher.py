@@ -12,9 +12,15 @@ is cancelled, its replica killed and replaced by the gateway, and it fails sayin
 written through fsspec; webhooks are fired without waiting.
 
 At-least-once: a claim counts an attempt; a replica that dies, a cold start that fails, or a
-result that cannot be written puts the inference back in the queue until ``max_attempts``; rows a
-dead server left ``running`` are queued again at start. The model's own errors and timeouts are
-final (running them again would fail the same way).
+result that cannot be written puts the inference back in the queue until ``max_attempts``. The
+model's own errors and timeouts are final (running them again would fail the same way).
+
+Several servers may share one store: a claim is a lease held by this server (``owner``, one id per
+process) and extended by its heartbeat every ``HEARTBEAT_S``; rows left ``running`` under a lease
+that lapsed (a server killed or cut off) are taken over and queued again by any server, at start
+and on every heartbeat; work under another live server's lease is left alone. Every write after
+the claim is guarded by the owner, so a server whose lease lapsed cannot settle work another has
+taken since.
 """
 
 from __future__ import annotations
@@ -53,6 +59,8 @@ log = logging.getLogger("hubserve.async")
 
 _WAITING_STATES = (EndpointState.PAUSING, EndpointState.PAUSED, EndpointState.FAILED, EndpointState.DELETING)
 _RETRY_BACKOFF_S = 1.0
+LEASE_S = 15.0  # a dead server's running work is queued again this long after its last heartbeat
+HEARTBEAT_S = 3.0
 
 
 class _Retry(Exception):
@@ -106,6 +114,7 @@ class Dispatcher:
         self.owner = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._active: dict[str, int] = {}
         self._backoff_until: dict[str, float] = {}
@@ -113,11 +122,14 @@ class Dispatcher:
 
     async def start(self) -> None:
         await self._recover()
-        self._loop_task = asyncio.get_running_loop().create_task(self._forever())
+        loop = asyncio.get_running_loop()
+        self._loop_task = loop.create_task(self._forever())
+        self._heartbeat_task = loop.create_task(self._heartbeats())
 
     async def stop(self) -> None:
         """Stop dispatching; inferences cut short go back to the queue without using up an attempt."""
-        tasks = [*self._tasks.values(), *([self._loop_task] if self._loop_task else [])]
+        loops = [task for task in (self._loop_task, self._heartbeat_task) if task is not None]
+        tasks = [*self._tasks.values(), *loops]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -141,6 +153,18 @@ class Dispatcher:
             except Exception:  # the queue must outlive one bad pass (a locked database, a bug)
                 log.exception("async dispatch pass failed")
 
+    async def _heartbeats(self) -> None:
+        """Keep our claims leased, and queue again the work of servers that stopped renewing theirs."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            try:
+                self._store.heartbeat(self.owner, LEASE_S)
+                await self._recover()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a database that is briefly away must not end the heartbeat
+                log.exception("async lease heartbeat failed")
+
     async def _tick(self) -> None:
         for row in self._store.expired():
             message = (
@@ -155,7 +179,8 @@ class Dispatcher:
                 continue
             live = self._endpoints.live(endpoint)
             if live is None:
-                await self._fail_orphaned_endpoint(endpoint)
+                if self._endpoints.stored_spec(endpoint) is None:  # deleted; else another server's (shared store)
+                    await self._fail_orphaned_endpoint(endpoint)
                 continue
             if live.state in _WAITING_STATES:
                 continue  # paused or failed: the work waits (until its TTL) for a resume
@@ -163,7 +188,7 @@ class Dispatcher:
             if room <= 0:
                 continue
             for row in self._store.oldest_queued(endpoint, room):
-                if self._store.claim(endpoint, row.id, self.owner):
+                if self._store.claim(endpoint, row.id, self.owner, LEASE_S):
                     self._start(row)
 
     # --- the backlog: control's Demand (queued work starts replicas) and describe's figures ---
@@ -211,7 +236,7 @@ class Dispatcher:
         try:
             await self._attempt(row)
         except asyncio.CancelledError:
-            self._store.requeue(row.endpoint, row.id, refund_attempt=True)  # a shutdown is no attempt
+            self._store.requeue(row.endpoint, row.id, refund_attempt=True, owner=self.owner)  # a shutdown is no attempt
             raise
         except _Retry as retry:
             error = retry.error
@@ -219,8 +244,21 @@ class Dispatcher:
                 error.message = f"{error.message} (gave up after {attempt} attempts)"
                 await self._fail(row, error, attempt)
             else:
-                log.warning("async inference %s/%s attempt %d failed, retrying: %s", row.endpoint, row.id, attempt, error.message)
-                self._store.requeue(row.endpoint, row.id, refund_attempt=False, error_type=error.type, error=error.message)
+                log.warning(
+                    "async inference %s/%s attempt %d failed, retrying: %s",
+                    row.endpoint,
+                    row.id,
+                    attempt,
+                    error.message,
+                )
+                self._store.requeue(
+                    row.endpoint,
+                    row.id,
+                    refund_attempt=False,
+                    error_type=error.type,
+                    error=error.message,
+                    owner=self.owner,
+                )
                 self._backoff_until[row.endpoint] = time.monotonic() + _RETRY_BACKOFF_S
         except Exception as exc:  # a bug must fail this inference, not the dispatcher
             log.exception("async inference %s/%s failed", row.endpoint, row.id)
@@ -247,7 +285,8 @@ class Dispatcher:
         try:
             result = await self._invoker.invoke(invocation)
         except Throttled:
-            self._store.requeue(row.endpoint, row.id, refund_attempt=True)  # realtime traffic has the slots
+            # realtime traffic has the slots: no attempt used
+            self._store.requeue(row.endpoint, row.id, refund_attempt=True, owner=self.owner)
             self._backoff_until[row.endpoint] = time.monotonic() + _RETRY_BACKOFF_S
             return
         except InvocationTimeout as timeout:
@@ -265,7 +304,9 @@ class Dispatcher:
             await asyncio.to_thread(_write_bytes, output, result.body)
         except (OSError, ValueError) as exc:
             raise _Retry(OutputUnwritable(f"the result could not be written to {output.url}: {_reason(exc)}")) from None
-        if self._store.finish(row.endpoint, row.id, SUCCEEDED, output_content_type=result.content_type):
+        if self._store.finish(
+            row.endpoint, row.id, SUCCEEDED, output_content_type=result.content_type, owner=self.owner
+        ):
             await asyncio.to_thread(self._clean_inputs, row)
             self._notify(row, SUCCEEDED, {"outputLocation": row.output_location})
 
@@ -295,9 +336,18 @@ class Dispatcher:
             failure = self._storage.resolve(row.failure_location)
             await asyncio.to_thread(_write_bytes, failure, json.dumps(document, indent=2).encode())
         except (HubserveError, OSError, ValueError) as exc:
-            log.warning("could not write the failure of %s/%s to %s: %s", row.endpoint, row.id, row.failure_location, exc)
+            log.warning(
+                "could not write the failure of %s/%s to %s: %s", row.endpoint, row.id, row.failure_location, exc
+            )
+        owner = self.owner if from_status == RUNNING else None  # a running row is settled only by its holder
         if not self._store.finish(
-            row.endpoint, row.id, status, from_status=from_status, error_type=error.type, error=error.message
+            row.endpoint,
+            row.id,
+            status,
+            from_status=from_status,
+            error_type=error.type,
+            error=error.message,
+            owner=owner,
         ):
             return  # someone else settled it first
         await asyncio.to_thread(self._clean_inputs, row)
@@ -325,15 +375,25 @@ class Dispatcher:
     # --- start-up --------------------------------------------------------------------------
 
     async def _recover(self) -> None:
-        """Inferences a dead server left running: queued again (the attempt counts), or failed at the limit."""
+        """Inferences a dead server left running (their lease lapsed): taken over, then queued again
+        (the attempt counts) or failed at the limit. Another server may take one first: then it is its."""
         for row in self._store.orphans():
+            if not self._store.take_orphan(row, self.owner, LEASE_S):
+                continue
             message = f"the server stopped during attempt {row.attempts} of {row.max_attempts}"
             if row.attempts >= row.max_attempts:
                 await self._fail(row, ServerRestarted(f"{message}; no attempts left"), row.attempts)
             else:
                 log.warning("async inference %s/%s: %s; queued again", row.endpoint, row.id, message)
                 restarted = ServerRestarted(message)
-                self._store.requeue(row.endpoint, row.id, refund_attempt=False, error_type=restarted.type, error=message)
+                self._store.requeue(
+                    row.endpoint,
+                    row.id,
+                    refund_attempt=False,
+                    error_type=restarted.type,
+                    error=message,
+                    owner=self.owner,
+                )
 
     async def _fail_orphaned_endpoint(self, endpoint: str) -> None:
         """Queued work of an endpoint that was deleted fails with a reason instead of waiting forever."""
@@ -358,4 +418,3 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, HubserveError):
         return exc.message
     return str(exc) or type(exc).__name__
-

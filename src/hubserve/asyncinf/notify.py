@@ -38,14 +38,18 @@ class Notifier:
                 response = await self._http.post(url, json=payload)
                 if response.status_code < 500 and response.status_code != 429:
                     if response.status_code >= 400:
-                        log.warning("webhook %s refused %s: HTTP %s", url, payload.get("inferenceId"), response.status_code)
+                        log.warning(
+                            "webhook %s refused %s: HTTP %s", url, payload.get("inferenceId"), response.status_code
+                        )
                     return
                 reason = f"HTTP {response.status_code}"
             except httpx.HTTPError as exc:
                 reason = f"{type(exc).__name__}: {exc}"
             if attempt + 1 < self._attempts:
                 await asyncio.sleep(self._backoff_s * 2**attempt)
-        log.warning("webhook %s for %s gave up after %d attempts: %s", url, payload.get("inferenceId"), self._attempts, reason)
+        log.warning(
+            "webhook %s for %s gave up after %d attempts: %s", url, payload.get("inferenceId"), self._attempts, reason
+        )
 
     async def close(self, grace_s: float = 2.0) -> None:
         """Give notifications in flight a moment, then stop them and close the client."""

@@ -106,7 +106,9 @@ def _seconds(raw: Any, name: str, low: int, high: int, default: int) -> int:
     try:
         value = int(str(raw).strip())
     except ValueError:
-        raise ValidationError(f"{name} must be a whole number of seconds between {low} and {high} (got {raw!r})") from None
+        raise ValidationError(
+            f"{name} must be a whole number of seconds between {low} and {high} (got {raw!r})"
+        ) from None
     if not low <= value <= high:
         raise ValidationError(f"{name} must be between {low} and {high} seconds (got {value})")
     return value

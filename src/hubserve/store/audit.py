@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from hubserve.store.engine import engine_for
+from hubserve.store.schema import upgrade
 
 _metadata = sa.MetaData()
 
@@ -68,7 +69,7 @@ class AuditStore:
 
     def __init__(self, target: sa.Engine | str) -> None:
         self._engine, self._owns = engine_for(target)
-        _metadata.create_all(self._engine)
+        upgrade(self._engine)  # the schema is the migrations', not this module's metadata
 
     def close(self) -> None:
         if self._owns:

@@ -18,6 +18,7 @@ from typing import Any, overload
 import sqlalchemy as sa
 
 from hubserve.store.engine import engine_for
+from hubserve.store.schema import upgrade
 
 _metadata = sa.MetaData()
 
@@ -122,13 +123,15 @@ class BatchJobStore:
     def __init__(self, engine: sa.Engine | str) -> None:
         """``engine``: the server's shared engine, or a store URL for an engine of this store's own."""
         self._engine, self._owns_engine = engine_for(engine)
-        _metadata.create_all(self._engine)
+        upgrade(self._engine)  # the schema is the migrations', not this module's metadata
 
     def close(self) -> None:
         if self._owns_engine:
             self._engine.dispose()
 
-    def insert(self, job_id: str, request: dict[str, Any], endpoint_spec: dict[str, Any], files: list[tuple[str, str]]) -> BatchJobRecord:
+    def insert(
+        self, job_id: str, request: dict[str, Any], endpoint_spec: dict[str, Any], files: list[tuple[str, str]]
+    ) -> BatchJobRecord:
         """Add a job in status running with its input files (url, relative name), in processing order."""
         now = _now()
         with self._engine.begin() as conn:
@@ -169,7 +172,9 @@ class BatchJobStore:
     def update(self, job_id: str, **fields: Any) -> None:
         """Change job fields (desired, status, reason, run_started_at, ...)."""
         with self._engine.begin() as conn:
-            conn.execute(batch_jobs_table.update().where(batch_jobs_table.c.id == job_id).values(updated_at=_now(), **fields))
+            conn.execute(
+                batch_jobs_table.update().where(batch_jobs_table.c.id == job_id).values(updated_at=_now(), **fields)
+            )
 
     def set_counts(self, job_id: str, counts: dict[int, int]) -> None:
         """Record each file's record count (idx -> records) and the job's total, together."""
@@ -177,20 +182,27 @@ class BatchJobStore:
         with self._engine.begin() as conn:
             for idx, records in counts.items():
                 conn.execute(table.update().where(table.c.job_id == job_id, table.c.idx == idx).values(records=records))
-            total = conn.execute(
-                sa.select(sa.func.sum(table.c.records)).where(table.c.job_id == job_id)
-            ).scalar_one()
+            total = conn.execute(sa.select(sa.func.sum(table.c.records)).where(table.c.job_id == job_id)).scalar_one()
             conn.execute(
-                batch_jobs_table.update().where(batch_jobs_table.c.id == job_id).values(records_total=int(total or 0), updated_at=_now())
+                batch_jobs_table.update()
+                .where(batch_jobs_table.c.id == job_id)
+                .values(records_total=int(total or 0), updated_at=_now())
             )
 
     def begin_run(self, job_id: str) -> None:
         """Processing starts (again): records/s and ETA count from here."""
         with self._engine.begin() as conn:
-            done = conn.execute(sa.select(batch_jobs_table.c.records_done).where(batch_jobs_table.c.id == job_id)).scalar_one()
+            done = conn.execute(
+                sa.select(batch_jobs_table.c.records_done).where(batch_jobs_table.c.id == job_id)
+            ).scalar_one()
             conn.execute(
-                batch_jobs_table.update().where(batch_jobs_table.c.id == job_id).values(
-                    runs=batch_jobs_table.c.runs + 1, run_started_at=_now(), run_start_done=done, run_ended_at=None,
+                batch_jobs_table.update()
+                .where(batch_jobs_table.c.id == job_id)
+                .values(
+                    runs=batch_jobs_table.c.runs + 1,
+                    run_started_at=_now(),
+                    run_start_done=done,
+                    run_ended_at=None,
                     updated_at=_now(),
                 )
             )
@@ -210,13 +222,14 @@ class BatchJobStore:
                 )
             )  # fmt: skip
             conn.execute(
-                batch_jobs_table.update().where(batch_jobs_table.c.id == job_id).values(
+                batch_jobs_table.update()
+                .where(batch_jobs_table.c.id == job_id)
+                .values(
                     records_done=batch_jobs_table.c.records_done + records,
                     records_failed=batch_jobs_table.c.records_failed + failed,
                     updated_at=_now(),
                 )
             )
-
 
 
 def _record(row: dict[str, Any]) -> BatchJobRecord:

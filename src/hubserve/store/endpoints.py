@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from hubserve.spec import EndpointSpec, EndpointState
 from hubserve.store.engine import engine_for
+from hubserve.store.schema import upgrade
 
 _metadata = sa.MetaData()
 
@@ -57,7 +58,7 @@ class EndpointStore:
     def __init__(self, engine: sa.Engine | str) -> None:
         """``engine``: the server's shared engine, or a store URL for an engine of this store's own."""
         self._engine, self._owns_engine = engine_for(engine)
-        _metadata.create_all(self._engine)
+        upgrade(self._engine)  # the schema is the migrations', not this module's metadata
 
     @classmethod
     def in_home(cls, home: Path) -> EndpointStore:
@@ -115,7 +116,6 @@ class EndpointStore:
     def delete(self, name: str) -> None:
         with self._engine.begin() as conn:
             conn.execute(endpoints_table.delete().where(endpoints_table.c.name == name))
-
 
 
 def _record(row: dict[str, Any]) -> EndpointRecord:

@@ -14,7 +14,15 @@ import sqlalchemy as sa
 
 
 def open_engine(url: str) -> sa.Engine:
-    """An engine for ``url``; SQLite connections get WAL, NORMAL sync and a busy timeout."""
+    """An engine for ``url``; SQLite connections get WAL, NORMAL sync and a busy timeout.
+
+    A plain ``postgresql://`` URL means psycopg 3 (the driver hubserve installs), and PostgreSQL
+    connections are checked before use: a database restart must not fail the next request.
+    """
+    if url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("postgresql"):
+        return sa.create_engine(url, pool_pre_ping=True)
     engine = sa.create_engine(url)
     if url.startswith("sqlite"):
         _private_database_file(engine.url.database)

@@ -2,7 +2,10 @@
 
 Portable SQL only (SQLAlchemy Core; SQLite by default, PostgreSQL by ``database_url``). Work is
 claimed with ``UPDATE ... WHERE status = 'queued'``: whoever changes the row owns the attempt,
-so two dispatchers never run one inference twice at once. Statuses:
+so two dispatchers never run one inference twice at once. A claim is a lease (``owner``,
+``lease_expires_at``) that the owner's heartbeat extends; a running row whose lease has expired
+belongs to a server that died and may be queued again by any server (``orphans``,
+``take_orphan``). Statuses:
 
     queued -> running -> succeeded | failed      (running -> queued again on a retryable error)
     queued -> expired                            (still queued after its TTL)
@@ -18,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from hubserve.store.engine import engine_for
+from hubserve.store.schema import upgrade
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, EXPIRED = "queued", "running", "succeeded", "failed", "expired"
 TERMINAL = (SUCCEEDED, FAILED, EXPIRED)
@@ -49,6 +53,8 @@ inferences_table = sa.Table(
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # A running attempt is its owner's while this is in the future; the owner's heartbeat extends it.
+    sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
     sa.Index("ix_async_inferences_status", "status", "endpoint", "created_at"),
 )
 
@@ -82,6 +88,7 @@ class InferenceRecord:
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     updated_at: dt.datetime
+    lease_expires_at: dt.datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The API's view (camelCase like SageMaker's headers and bodies)."""
@@ -110,7 +117,7 @@ class InferenceStore:
     def __init__(self, engine: sa.Engine | str) -> None:
         """``engine``: the server's shared engine, or a store URL for an engine of this store's own."""
         self._engine, self._owns_engine = engine_for(engine)
-        _metadata.create_all(self._engine)
+        upgrade(self._engine)  # the schema is the migrations', not this module's metadata
 
     def close(self) -> None:
         if self._owns_engine:
@@ -181,31 +188,61 @@ class InferenceStore:
         with self._engine.connect() as conn:
             return [_record(dict(row)) for row in conn.execute(query).mappings()]
 
-    def claim(self, endpoint: str, inference_id: str, owner: str) -> bool:
-        """Take a queued inference for one attempt; False when someone else took it first."""
+    def claim(self, endpoint: str, inference_id: str, owner: str, lease_s: float = 30.0) -> bool:
+        """Take a queued inference for one attempt, leased to ``owner`` for ``lease_s``; False when
+        someone else took it first."""
         stamp = now()
         return self._transition(
             endpoint, inference_id, QUEUED,
             status=RUNNING, owner=owner, attempts=inferences_table.c.attempts + 1, started_at=stamp,
+            lease_expires_at=stamp + dt.timedelta(seconds=lease_s),
         )  # fmt: skip
 
+    def heartbeat(self, owner: str, lease_s: float) -> int:
+        """Extend the lease of every inference ``owner`` runs, in one statement; how many it holds."""
+        table = inferences_table
+        statement = (
+            table.update()
+            .where(table.c.owner == owner, table.c.status == RUNNING)
+            .values(lease_expires_at=now() + dt.timedelta(seconds=lease_s))
+        )
+        with self._engine.begin() as conn:
+            return int(conn.execute(statement).rowcount)
+
     def requeue(self, endpoint: str, inference_id: str, *, refund_attempt: bool, error_type: str | None = None,
-                error: str | None = None) -> bool:  # fmt: skip
-        """Put a running inference back in the queue (a retryable failure, or a shutdown: refunded)."""
+                error: str | None = None, owner: str | None = None) -> bool:  # fmt: skip
+        """Put a running inference back in the queue (a retryable failure, or a shutdown: refunded);
+        with ``owner``, only while that owner still holds it."""
         attempts = inferences_table.c.attempts - 1 if refund_attempt else inferences_table.c.attempts
         return self._transition(
-            endpoint, inference_id, RUNNING,
-            status=QUEUED, owner=None, attempts=attempts, error_type=error_type, error=error,
+            endpoint, inference_id, RUNNING, holder=owner,
+            status=QUEUED, owner=None, attempts=attempts, error_type=error_type, error=error, lease_expires_at=None,
         )  # fmt: skip
+
+    def take_orphan(self, row: InferenceRecord, owner: str, lease_s: float = 30.0) -> bool:
+        """Take over a running inference whose lease lapsed (its server died), to queue it again or
+        fail it; False when its owner renewed it or another server took it first (owner, status and
+        lease are checked in the one UPDATE)."""
+        table = inferences_table
+        stamp = now()
+        statement = (
+            table.update()
+            .where(table.c.endpoint == row.endpoint, table.c.id == row.id, table.c.status == RUNNING, _lapsed(stamp))
+            .where(table.c.owner.is_(None) if row.owner is None else table.c.owner == row.owner)
+            .values(owner=owner, lease_expires_at=stamp + dt.timedelta(seconds=lease_s), updated_at=stamp)
+        )
+        with self._engine.begin() as conn:
+            return conn.execute(statement).rowcount == 1
 
     def finish(self, endpoint: str, inference_id: str, status: str, *, from_status: str = RUNNING,
                error_type: str | None = None, error: str | None = None,
-               output_content_type: str | None = None) -> bool:  # fmt: skip
-        """Move to a terminal status; False when the row was no longer in ``from_status``."""
+               output_content_type: str | None = None, owner: str | None = None) -> bool:  # fmt: skip
+        """Move to a terminal status; False when the row was no longer in ``from_status`` (or, with
+        ``owner``, no longer held by that owner: its lease lapsed and another server took it)."""
         return self._transition(
-            endpoint, inference_id, from_status,
+            endpoint, inference_id, from_status, holder=owner,
             status=status, error_type=error_type, error=error, output_content_type=output_content_type,
-            finished_at=now(), owner=None,
+            finished_at=now(), owner=None, lease_expires_at=None,
         )  # fmt: skip
 
     def expired(self, at: dt.datetime | None = None) -> builtins.list[InferenceRecord]:
@@ -215,21 +252,31 @@ class InferenceStore:
         with self._engine.connect() as conn:
             return [_record(dict(row)) for row in conn.execute(query).mappings()]
 
-    def orphans(self) -> builtins.list[InferenceRecord]:
-        """Inferences left ``running`` by a process that died (called once at server start)."""
-        query = inferences_table.select().where(inferences_table.c.status == RUNNING)
+    def orphans(self, at: dt.datetime | None = None) -> builtins.list[InferenceRecord]:
+        """Inferences left ``running`` by a server that died: their lease expired (or they have none,
+        from a server before leases). Work under another live server's lease is not among them."""
+        query = inferences_table.select().where(inferences_table.c.status == RUNNING, _lapsed(at or now()))
         with self._engine.connect() as conn:
             return [_record(dict(row)) for row in conn.execute(query).mappings()]
 
-    def _transition(self, endpoint: str, inference_id: str, from_status: str, **values: Any) -> bool:
+    def _transition(
+        self, endpoint: str, inference_id: str, from_status: str, holder: str | None = None, **values: Any
+    ) -> bool:
         table = inferences_table
         statement = (
             table.update()
             .where(table.c.endpoint == endpoint, table.c.id == inference_id, table.c.status == from_status)
             .values(updated_at=now(), **values)
         )
+        if holder is not None:
+            statement = statement.where(table.c.owner == holder)
         with self._engine.begin() as conn:
             return conn.execute(statement).rowcount == 1
+
+
+def _lapsed(at: dt.datetime) -> sa.ColumnElement[bool]:
+    column = inferences_table.c.lease_expires_at
+    return sa.or_(column.is_(None), column < at)
 
 
 def _utc(moment: dt.datetime | None) -> dt.datetime | None:
@@ -240,7 +287,7 @@ def _utc(moment: dt.datetime | None) -> dt.datetime | None:
 
 
 def _record(row: dict[str, Any]) -> InferenceRecord:
-    for key in ("created_at", "expires_at", "started_at", "finished_at", "updated_at"):
+    for key in ("created_at", "expires_at", "started_at", "finished_at", "updated_at", "lease_expires_at"):
         row[key] = _utc(row[key])
     row["input_owned"] = bool(row["input_owned"])
     return InferenceRecord(**row)

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from hubserve.store.engine import engine_for
 from hubserve.store.sagemaker_tags import TagStore
+from hubserve.store.schema import upgrade
 
 _metadata = sa.MetaData()
 
@@ -68,7 +69,7 @@ class SageMakerStore:
     def __init__(self, engine: sa.Engine | str) -> None:
         """``engine``: the server's shared engine, or a store URL for an engine of this store's own."""
         self._engine, self._owns_engine = engine_for(engine)
-        _metadata.create_all(self._engine)
+        upgrade(self._engine)  # the schema is the migrations', not this module's metadata
         self.tags = TagStore(self._engine)
 
     def close(self) -> None:
@@ -145,14 +146,17 @@ class SageMakerStore:
         if listing.created_after is not None:
             query = query.where(table.c.created_at > _utc(listing.created_after))
         first = table.c.name if listing.sort_by == "Name" else table.c.created_at
-        query = query.order_by(first.desc(), table.c.name.desc()) if listing.descending else query.order_by(first, table.c.name)
+        query = (
+            query.order_by(first.desc(), table.c.name.desc())
+            if listing.descending
+            else query.order_by(first, table.c.name)
+        )
         with self._engine.connect() as conn:
             return [_definition(row) for row in conn.execute(query).mappings()]
 
     def _delete(self, table: sa.Table, name: str) -> bool:
         with self._engine.begin() as conn:
             return bool(conn.execute(table.delete().where(table.c.name == name)).rowcount)
-
 
 
 def _definition(row: sa.RowMapping) -> Definition:

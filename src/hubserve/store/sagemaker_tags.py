@@ -4,8 +4,8 @@ SageMaker clients tag models, endpoint configs and endpoints, and read the tags 
 SageMaker Python SDK's ``Predictor.update_endpoint()`` calls ListTags before it updates), so they
 are stored here, one row per (resource, key), and outlive a server restart like everything else.
 A resource is what its ARN names after the account, such as ``model/my-model`` (hubserve's
-resources are the same whichever region a client signs for). The table is created the way every
-store table is: ``create_all`` on the shared engine.
+resources are the same whichever region a client signs for). The table comes from the store's
+migrations, like every store table.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from hubserve.store.engine import engine_for
+from hubserve.store.schema import upgrade
 
 _metadata = sa.MetaData()
 
@@ -31,7 +32,7 @@ class TagStore:
     def __init__(self, engine: sa.Engine | str) -> None:
         """``engine``: the server's shared engine, or a store URL for an engine of this store's own."""
         self._engine, self._owns_engine = engine_for(engine)
-        _metadata.create_all(self._engine)
+        upgrade(self._engine)  # the schema is the migrations', not this module's metadata
 
     def close(self) -> None:
         if self._owns_engine:

@@ -31,6 +31,7 @@ from typing import Any, Literal, get_args
 import sqlalchemy as sa
 
 from hubserve.errors import NotFound, ValidationError
+from hubserve.store.schema import upgrade
 
 Scope = Literal["admin", "deploy", "invoke", "read"]
 SCOPES: tuple[Scope, ...] = get_args(Scope)
@@ -101,7 +102,7 @@ class TokenStore:
             raise ValueError("the token key must be at least 32 bytes")
         self._engine = engine
         self._key = key
-        _metadata.create_all(self._engine)
+        upgrade(self._engine)  # the schema is the migrations', not this module's metadata
         self._lock = threading.Lock()
         # token id -> (monotonic time cached, the token's secret, its record); None for an unknown id
         self._cache: dict[str, tuple[float, tuple[str, TokenRecord] | None]] = {}
