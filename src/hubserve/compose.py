@@ -42,7 +42,11 @@ from hubserve.store.tokens import TokenStore, load_or_create_key
 
 
 def build_backend(settings: Settings) -> Backend:
-    """Where replicas run, as settings say (``local`` processes today; Ray is the next backend)."""
+    """Where replicas run, as settings say: ``local`` processes, or Ray actors (imported only then)."""
+    if settings.backend == "ray":
+        from hubserve.backends.ray import RayBackend
+
+        return RayBackend(settings.home_dir / "logs", settings.ray_address, zygote=settings.zygote)
     user, warning = choose_replica_user(settings.replica_user)
     if warning:
         logging.getLogger("hubserve").warning("%s", warning)

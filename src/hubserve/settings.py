@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,11 +53,19 @@ class Settings(BaseSettings):
     )
     scale_down_window_s: float = Field(default=60.0, description="Stabilisation window before replicas are removed.")
     autoscale_interval_s: float = Field(default=0.25, description="How often the autoscaler looks at every endpoint.")
+    backend: Literal["local", "ray"] = Field(
+        default="local", description="Where replicas run: local processes, or Ray actors on a Ray cluster."
+    )
+    ray_address: str | None = Field(
+        default=None, description="Ray cluster to join (with backend ray); default: start a local Ray instance."
+    )
     zygote: bool = Field(
         default=True, description="Fork replicas from a process that imported torch once (sub-second cold starts)."
     )
     model_archive_max_bytes: int = Field(
-        default=20 * 1024**3, ge=1, description="Most bytes a SageMaker model.tar.gz may extract to (and never past the free disk)."
+        default=20 * 1024**3,
+        ge=1,
+        description="Most bytes a SageMaker model.tar.gz may extract to (and never past the free disk).",
     )
     model_archive_max_members: int = Field(default=100_000, ge=1, description="Most files a model.tar.gz may hold.")
     replica_user: str | None = Field(
@@ -72,7 +81,8 @@ class Settings(BaseSettings):
     )
     drain_timeout_s: float = Field(default=60.0, description="How long a retiring replica may finish its requests.")
     async_max_payload_bytes: int = Field(
-        default=1024 * 1024 * 1024, description="Largest async inference payload (SageMaker: 1 GB), streamed to storage."
+        default=1024 * 1024 * 1024,
+        description="Largest async inference payload (SageMaker: 1 GB), streamed to storage.",
     )
     async_max_attempts: int = Field(
         default=3, ge=1, description="Attempts an async inference gets (replica or server deaths) before it fails."
@@ -81,7 +91,9 @@ class Settings(BaseSettings):
         default=0.5, description="How often the async dispatcher looks at the queue when nothing wakes it."
     )
     max_request_body_bytes: int = Field(
-        default=1024 * 1024, ge=1, description="Largest body of a non-invocation route (management JSON, SageMaker control plane, /v2)."
+        default=1024 * 1024,
+        ge=1,
+        description="Largest body of a non-invocation route (management JSON, SageMaker control plane, /v2).",
     )
     header_timeout_s: float = Field(
         default=10.0, gt=0, description="A request's line and headers must arrive within this, else 408 (slowloris)."

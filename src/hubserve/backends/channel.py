@@ -29,10 +29,11 @@ _StreamItem = protocol.Part | End | Exception
 
 
 class SocketChannel:
-    """One Unix-socket connection to a replica, multiplexed so the replica can batch."""
+    """One connection to a replica (a Unix socket, or TCP to another node), multiplexed so the replica can batch."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, replica_id: str) -> None:
         self.replica_id = replica_id
+        self.where = ""  # where the replica runs, named when it is lost (the Ray backend: its node)
         self.stats: EngineStats | None = None  # the replica's generation engine, as last reported
         self._reader = reader
         self._writer = writer
@@ -48,6 +49,17 @@ class SocketChannel:
     @classmethod
     async def connect(cls, socket_path: str, replica_id: str) -> SocketChannel:
         reader, writer = await asyncio.open_unix_connection(socket_path, limit=1 << 20)
+        return cls(reader, writer, replica_id)
+
+    @classmethod
+    async def connect_tcp(cls, host: str, port: int, replica_id: str) -> SocketChannel:
+        """The same channel over TCP, to a replica on another node (the Ray backend)."""
+        reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:  # small frames (a cancel, a token) must not wait for Nagle
+            import socket
+
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return cls(reader, writer, replica_id)
 
     @property
@@ -148,7 +160,9 @@ class SocketChannel:
         self._idle.clear()
         self._writer.write(
             encode_frame(
-                Request(request_id, invocation.body, invocation.content_type, invocation.accept, invocation.body_url, stream)
+                Request(
+                    request_id, invocation.body, invocation.content_type, invocation.accept, invocation.body_url, stream
+                )
             )
         )
         return request_id
@@ -187,9 +201,11 @@ class SocketChannel:
         except (asyncio.IncompleteReadError, ConnectionError, ValueError):
             pass
         finally:
+            where = f" ({self.where})" if self.where else ""
             self.fail_pending(
                 ReplicaCrashed(
-                    f"Replica {self.replica_id} exited while serving this request; it is being replaced, retry the request."
+                    f"Replica {self.replica_id}{where} exited while serving this request; "
+                    "it is being replaced, retry the request."
                 )
             )
 

@@ -78,9 +78,18 @@ class LocalBackend:
     """
 
     def __init__(
-        self, logs_dir: Path, *, zygote: bool = True, zygote_ready_timeout_s: float = 180.0, replica_user: str | None = None
+        self,
+        logs_dir: Path,
+        *,
+        zygote: bool = True,
+        zygote_ready_timeout_s: float = 180.0,
+        replica_user: str | None = None,
+        listen_host: str | None = None,
     ) -> None:
         self._logs_dir = logs_dir
+        # None: replicas listen on Unix sockets (the default); a host: on TCP there, any free port (Ray's node agent).
+        self._listen_host = listen_host
+        self._addresses: dict[str, tuple[str, int]] = {}
         # None or "": replicas run as the server's user; a name: each replica switches to it (the server is root).
         self._replica_user = replica_user or None
         self._replica_ids = isolation.replica_ids(self._replica_user)
@@ -119,6 +128,13 @@ class LocalBackend:
     def _socket_path(self, replica_id: str) -> Path:
         return self._replica_dir(replica_id) / "replica.sock"
 
+    def _address_path(self, replica_id: str) -> Path:
+        return self._replica_dir(replica_id) / "address"
+
+    def address(self, replica: Replica) -> tuple[str, int] | None:
+        """Where a TCP replica listens, once ready (None for a Unix-socket replica or before)."""
+        return self._addresses.get(replica.id)
+
     def _error_path(self, replica_id: str) -> Path:
         return self._replica_dir(replica_id) / "error.json"
 
@@ -133,8 +149,12 @@ class LocalBackend:
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"{replica_id}.log"
         isolation.own_folder(self._replica_dir(replica_id), self._replica_ids)
+        if self._listen_host is None:
+            where = ["--socket", str(self._socket_path(replica_id))]
+        else:
+            where = ["--listen", f"{self._listen_host}:0", "--address-file", str(self._address_path(replica_id))]
         argv = [
-            "--socket", str(self._socket_path(replica_id)),
+            *where,
             "--error-file", str(self._error_path(replica_id)),
             "--info-file", str(self._info_path(replica_id)),
             "--phase-file", str(self._phase_path(replica_id)),
@@ -166,18 +186,21 @@ class LocalBackend:
         self._processes[replica_id] = process
         return Replica(id=replica_id, launch=launch, log_location=str(log_path), placement=f"pid {process.pid}")
 
-    async def wait_ready(self, replica: Replica, timeout: float, on_phase: Callable[[str], None] | None = None) -> Channel:
+    async def wait_ready(
+        self, replica: Replica, timeout: float, on_phase: Callable[[str], None] | None = None
+    ) -> Channel:
         process = self._processes[replica.id]
         socket_path = self._socket_path(replica.id)
+        address_path = self._address_path(replica.id)
         phases = _PhaseReader(self._phase_path(replica.id), on_phase)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             phases.read()  # before the socket: the last step is heard even when the replica is ready at once
             if process.returncode is not None:
                 raise ReplicaStartFailed(self._failure_reason(replica, process.returncode))
-            if socket_path.exists():
+            if socket_path.exists() or address_path.exists():
                 try:
-                    channel = await SocketChannel.connect(str(socket_path), replica.id)
+                    channel = await self._connect(replica)
                 except (ConnectionRefusedError, FileNotFoundError):
                     pass
                 else:
@@ -189,6 +212,14 @@ class LocalBackend:
             await asyncio.sleep(_POLL_S)
         await self.stop(replica)
         raise ReplicaStartFailed(f"the replica did not become ready within {timeout:.0f}s; see {replica.log_location}")
+
+    async def _connect(self, replica: Replica) -> SocketChannel:
+        if self._listen_host is None:
+            return await SocketChannel.connect(str(self._socket_path(replica.id)), replica.id)
+        host, _, port = self._address_path(replica.id).read_text().rpartition(":")
+        channel = await SocketChannel.connect_tcp(host, int(port), replica.id)
+        self._addresses[replica.id] = (host, int(port))
+        return channel
 
     async def wait_exit(self, replica: Replica) -> int:
         process = self._processes[replica.id]
@@ -212,6 +243,7 @@ class LocalBackend:
         # The replica leads its own process group: whatever it forked and left behind goes with it.
         isolation.kill_group(process.pid)
         self._processes.pop(replica.id, None)
+        self._addresses.pop(replica.id, None)
         shutil.rmtree(self._replica_dir(replica.id), ignore_errors=True)
 
     def health(self, replica: Replica) -> ReplicaHealth:
@@ -265,7 +297,9 @@ class LocalBackend:
             return False
         late = sorted(name for name in launch.env if name.upper().startswith(IMPORT_TIME_ENV_PREFIXES))
         if late:
-            log.info("endpoint %s sets %s, read at import time: its replicas start fresh", launch.endpoint, ", ".join(late))
+            log.info(
+                "endpoint %s sets %s, read at import time: its replicas start fresh", launch.endpoint, ", ".join(late)
+            )
         return not late
 
     def _start_zygote(self) -> Zygote:

@@ -22,16 +22,22 @@ def serve(
     port: int = typer.Option(8080, help="Port to listen on."),
     home: Path | None = typer.Option(None, envvar="HUBSERVE_HOME", help="State folder (default ~/.hubserve)."),
     token_file: Path | None = typer.Option(
-        None, "--token-file", help="File holding the bootstrap admin token (mode 0600). Or set HUBSERVE_TOKEN.",
+        None,
+        "--token-file",
+        help="File holding the bootstrap admin token (mode 0600). Or set HUBSERVE_TOKEN.",
         show_default=False,
     ),
     token: str | None = typer.Option(
-        None, "--token", help="Bootstrap admin token (visible in `ps`: prefer --token-file or HUBSERVE_TOKEN).",
+        None,
+        "--token",
+        help="Bootstrap admin token (visible in `ps`: prefer --token-file or HUBSERVE_TOKEN).",
         show_default=False,
     ),
     public_url: str | None = typer.Option(
-        None, "--public-url", help="URL clients reach this server at, reported in describe's url "
-        "(default: http://HOST:PORT of the bind).", show_default=False,
+        None,
+        "--public-url",
+        help="URL clients reach this server at, reported in describe's url (default: http://HOST:PORT of the bind).",
+        show_default=False,
     ),
     insecure_no_auth: bool = typer.Option(
         False, "--insecure-no-auth", help="Allow a non-loopback --host without a token (anyone reaching it is admin)."
@@ -40,11 +46,38 @@ def serve(
         [], "--model-root", help="Allow local model folders only under this folder (repeatable)."
     ),
     private_network: list[str] = typer.Option(
-        [], "--private-network", help="CIDR besides loopback that may invoke 'private' endpoints (repeatable).",
+        [],
+        "--private-network",
+        help="CIDR besides loopback that may invoke 'private' endpoints (repeatable).",
+    ),
+    store: str | None = typer.Option(
+        None,
+        "--store",
+        envvar="HUBSERVE_STORE",
+        show_default=False,
+        help="State store URL: postgresql://USER@HOST/DB lets several servers share one state "
+        "(default: SQLite at HOME/state.db).",
     ),
     replica_user: str | None = typer.Option(
-        None, "--replica-user", envvar="HUBSERVE_REPLICA_USER", show_default=False,
+        None,
+        "--replica-user",
+        envvar="HUBSERVE_REPLICA_USER",
+        show_default=False,
         help="User replicas run as (default: nobody when serving as root); '' keeps the server's user.",
+    ),
+    backend: str | None = typer.Option(
+        None,
+        "--backend",
+        envvar="HUBSERVE_BACKEND",
+        show_default=False,
+        help="Where replicas run: local (processes on this machine, the default) or ray (a Ray cluster).",
+    ),
+    ray_address: str | None = typer.Option(
+        None,
+        "--ray-address",
+        envvar="HUBSERVE_RAY_ADDRESS",
+        show_default=False,
+        help="With --backend ray: the cluster to join (HOST:PORT); default: start a local Ray instance.",
     ),
 ) -> None:
     """Start the platform: HTTP API, gateway, controller and replicas. Ctrl-C stops everything."""
@@ -77,6 +110,14 @@ def serve(
         overrides["private_networks"] = private_network
     if replica_user is not None:
         overrides["replica_user"] = replica_user
+    if store:
+        overrides["database_url"] = store
+    if backend is not None:
+        if backend not in ("local", "ray"):
+            _refuse(f"--backend must be local or ray, not {backend!r}")
+        overrides["backend"] = backend
+    if ray_address:
+        overrides["ray_address"] = ray_address
     settings = Settings(**overrides)  # type: ignore[arg-type]  # HUBSERVE_TOKEN is read here when no flag gave one
     log.info("hubserve on %s (home %s, bootstrap admin token %s)", settings.public_base_url, settings.home_dir,
              "set" if settings.token else "not set")  # fmt: skip
@@ -172,8 +213,10 @@ def quickstart(
             typer.echo(f"  {score:6.3f}  {sentence}")
         typer.echo(f"(model latency {result.model_latency_ms:.1f} ms, overhead {result.overhead_latency_ms:.2f} ms)\n")
         typer.echo(f"Endpoint URL: {url}/endpoints/{DEMO_NAME}")
-        typer.echo(f"  curl -s {url}/endpoints/{DEMO_NAME} -H 'Content-Type: application/json' \\\n"
-                   f"    -d '{json.dumps(DEMO_REQUEST)}'")
+        typer.echo(
+            f"  curl -s {url}/endpoints/{DEMO_NAME} -H 'Content-Type: application/json' \\\n"
+            f"    -d '{json.dumps(DEMO_REQUEST)}'"
+        )
         typer.echo(f"  hubserve --url {url} endpoint list")
         if exit_after:
             return

@@ -1,8 +1,8 @@
 """The replica's main loop: resolve and load the model, then serve frames from the gateway on a Unix socket.
 
 The replica is started with one ``--launch`` argument, the JSON of a ``ReplicaLaunch``
-(worker/launch.py), plus the backend's local plumbing (``--socket``, ``--error-file``,
-``--info-file``, ``--phase-file``, ``--cpus``). It resolves the model source itself
+(worker/launch.py), plus the backend's local plumbing (``--socket``, or ``--listen HOST:PORT``
+with ``--address-file`` for TCP, ``--error-file``, ``--info-file``, ``--phase-file``, ``--cpus``). It resolves the model source itself
 (models.sources: a local folder or a Hub repo, offline cache honoured), infers the task when the
 launch names none, and loads the model. Any failure up to there is written to the error file as
 ``{"phase": "source" | "task" | "load" | "weights", "type", "message"}`` and the replica exits
@@ -38,7 +38,6 @@ replica prints its start-up phases as ``hubserve-replica-timing {json}`` lines i
 includes resolving the source, also reported alone as ``resolve_s``), which is how
 benchmarks/cold_start.py splits a cold start into fork, imports, weight load and first inference.
 """
-
 
 from __future__ import annotations
 
@@ -93,13 +92,27 @@ def _launch_arg(text: str) -> ReplicaLaunch:
         raise argparse.ArgumentTypeError(f"not a ReplicaLaunch: {exc}") from None
 
 
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"not HOST:PORT: {text!r}")
+    return host, int(port)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The launch (decoded) and the backend's local plumbing; everything else is in the launch."""
     parser = argparse.ArgumentParser(prog="hubserve-replica")
     parser.add_argument("--launch", required=True, type=_launch_arg, help="the ReplicaLaunch, as JSON")
-    parser.add_argument("--socket", required=True, type=Path)
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--socket", type=Path, help="the Unix socket to listen on (the local backend)")
+    where.add_argument("--listen", type=_host_port, help="HOST:PORT to listen on over TCP (port 0: any free one)")
+    parser.add_argument(
+        "--address-file", type=Path, help="with --listen: where the HOST:PORT listened on is written once it serves"
+    )
     parser.add_argument("--error-file", required=True, type=Path)
-    parser.add_argument("--info-file", type=Path, help="where to write what the replica chose (task, runtime, batching)")
+    parser.add_argument(
+        "--info-file", type=Path, help="where to write what the replica chose (task, runtime, batching)"
+    )
     parser.add_argument("--phase-file", type=Path, help="where to append each step of the start as it begins")
     parser.add_argument("--cpus", default="", help="comma-separated CPU numbers to run on (default: all)")
     return parser.parse_args(argv)
@@ -303,7 +316,10 @@ def _drop(pending: Pending | GenerationCall) -> None:
 
 
 def _deliver(
-    writer: asyncio.StreamWriter, inflight: dict[int, Pending | GenerationCall], pending: Pending, done: asyncio.Future[Any]
+    writer: asyncio.StreamWriter,
+    inflight: dict[int, Pending | GenerationCall],
+    pending: Pending,
+    done: asyncio.Future[Any],
 ) -> None:
     request_id = pending.payload.request.id
     if inflight.get(request_id) is pending:
@@ -319,14 +335,27 @@ def _write(writer: asyncio.StreamWriter, frame: bytes | bytearray) -> None:
         writer.write(frame)
 
 
-async def _serve(socket_path: Path, server: ReplicaServer) -> None:
-    """Listen on the socket; the ready line tells a watching backend (and a human) it serves."""
-    socket_path.unlink(missing_ok=True)  # noqa: ASYNC240 (once, before serving)
-    unix_server = await asyncio.start_unix_server(server.serve_connection, path=str(socket_path))
+async def _serve(args: argparse.Namespace, server: ReplicaServer) -> None:
+    """Listen on the socket (or TCP); the ready line tells a watching backend (and a human) it serves.
+
+    Over TCP (a replica on another node: the Ray backend) the address actually bound is written to
+    the address file, renamed into place so a reader sees it whole: it is the readiness signal.
+    """
+    if args.listen is not None:
+        host, port = args.listen
+        listener = await asyncio.start_server(server.serve_connection, host=host, port=port)
+        bound = listener.sockets[0].getsockname()
+        if args.address_file is not None:
+            partial_file = args.address_file.with_suffix(".tmp")
+            partial_file.write_text(f"{host}:{bound[1]}")
+            partial_file.rename(args.address_file)
+    else:
+        args.socket.unlink(missing_ok=True)
+        listener = await asyncio.start_unix_server(server.serve_connection, path=str(args.socket))
     _print_timing(ready_at=time.time())
     print(READY_LINE, flush=True)
-    async with unix_server:
-        await unix_server.serve_forever()
+    async with listener:
+        await listener.serve_forever()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -381,16 +410,23 @@ def main(argv: list[str] | None = None) -> None:
         main_at=main_at, imports_s=round(imported - started, 4), load_s=round(loaded - imported, 4),
         resolve_s=round(resolved - imported, 4),
     )  # fmt: skip
-    print(f"batching: at most {limits.max_batch_size} sequences and {limits.max_batch_tokens} tokens a batch", flush=True)
+    print(
+        f"batching: at most {limits.max_batch_size} sequences and {limits.max_batch_tokens} tokens a batch", flush=True
+    )
     generation = GenerationLimits(launch.default_max_new_tokens, launch.max_new_tokens_limit)
-    asyncio.run(_serve(args.socket, ReplicaServer(model, limits, launch.storage_options, generation)))
+    asyncio.run(_serve(args, ReplicaServer(model, limits, launch.storage_options, generation)))
 
 
 def _write_info(path: Path, model: Any, task: str, model_dir: Path, limits: Limits, launch: ReplicaLaunch) -> None:
     """What the replica chose, for describe: the task (inferred or given), the runtime, the batching limits,
     and for a generative task how it generates (``continuous``: the engine; ``one-at-a-time``: seq2seq)."""
     batching_info = {"max_batch_size": limits.max_batch_size, "max_batch_tokens": limits.max_batch_tokens}
-    info: dict[str, Any] = {"task": task, "model_dir": str(model_dir), "runtime": model.runtime_info, "batching": batching_info}
+    info: dict[str, Any] = {
+        "task": task,
+        "model_dir": str(model_dir),
+        "runtime": model.runtime_info,
+        "batching": batching_info,
+    }
     if task in GENERATIVE_TASKS and not getattr(model, "custom", False):
         info["generation"] = {
             "batching": "continuous" if task == "text-generation" else "one-at-a-time",
