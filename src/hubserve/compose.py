@@ -37,6 +37,7 @@ from hubserve.store.audit import AuditStore
 from hubserve.store.batch_jobs import BatchJobStore
 from hubserve.store.engine import open_engine
 from hubserve.store.inferences import InferenceStore
+from hubserve.store.leases import LeaseStore
 from hubserve.store.sagemaker import SageMakerStore
 from hubserve.store.tokens import TokenStore, load_or_create_key
 
@@ -63,7 +64,7 @@ async def running(settings: Settings) -> AsyncIterator[Services]:
     events = EventLog(home / "logs")  # per endpoint: what hubserve did, and access lines
     metrics = Metrics()
     backend = build_backend(settings)
-    controller = Controller(EndpointStore(engine), backend, settings, events)
+    controller = Controller(EndpointStore(engine), backend, settings, events, LeaseStore(engine))  # endpoint leases
     gateway = Gateway(
         controller,
         Admission(settings.max_payload_bytes),

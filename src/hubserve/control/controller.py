@@ -18,12 +18,14 @@ from hubserve.backends.base import Backend, Replica
 from hubserve.control.autoscaler import Autoscaler, Demand
 from hubserve.control.live import EndpointLive, Generation
 from hubserve.control.memory import MemoryPolice, backstop_mb, limit_mb
+from hubserve.control.ownership import Ownership, server_id
 from hubserve.control.reconcile import ACTIVE_STATES, Reconciler
 from hubserve.errors import EndpointNotFound, ModelNotReady, ReplicaCrashed
 from hubserve.logs import EventLog
 from hubserve.settings import Settings
 from hubserve.spec import EndpointSpec, EndpointState, device_for, vcpus_for
 from hubserve.store import EndpointRecord, EndpointStore
+from hubserve.store.leases import LeaseStore
 from hubserve.types import Channel
 from hubserve.worker.launch import ReplicaLaunch
 
@@ -31,7 +33,9 @@ from hubserve.worker.launch import ReplicaLaunch
 class Controller:
     """Owns every endpoint's replicas through the reconciler; the gateway routes from its live states."""
 
-    def __init__(self, store: EndpointStore, backend: Backend, settings: Settings, events: EventLog) -> None:
+    def __init__(self, store: EndpointStore, backend: Backend, settings: Settings, events: EventLog,
+                 leases: LeaseStore | None = None) -> None:  # fmt: skip
+        """``leases``: the store's endpoint leases, so several servers share it; None: this server holds all."""
         self._store = store
         self._backend = backend
         self._settings = settings
@@ -43,17 +47,24 @@ class Controller:
         self.reconciler.rescale = self.autoscaler.step
         self._jobs: dict[str, EndpointLive] = {}  # batch jobs' replicas, by job id
         self._loops: list[asyncio.Task[None]] = []
+        self.ownership = Ownership(leases, server_id(settings.home_dir) if leases is not None else "this-server")
+        self._seen: dict[str, tuple[str, str, bool]] = {}  # held endpoints' user-set fields at the last scan
 
     # --- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
         """Bring back every endpoint the store holds (desired state survives restarts)."""
         for record in self._store.list():
-            self.reconciler.ensure(record)
+            if self.ownership.take(record.name):
+                self.reconciler.ensure(record)
         loop = asyncio.get_running_loop()
         self._loops = [
             loop.create_task(self.autoscaler.run_forever(), name="autoscaler"),
             loop.create_task(self.memory.run_forever(), name="memory-police"),
+            loop.create_task(
+                self.ownership.run_forever(self._stored_names, self._gained, self._lost, self._kick_held),
+                name="endpoint-leases",
+            ),
         ]
 
     async def stop(self) -> None:
@@ -63,6 +74,48 @@ class Controller:
         await asyncio.gather(*self._loops, return_exceptions=True)
         await self.reconciler.stop()
         await asyncio.gather(*(self.stop_job(job_id) for job_id in list(self._jobs)), return_exceptions=True)
+        self.ownership.release_all()  # after our replicas stopped: another server takes them at its next scan
+
+    # --- endpoint leases (ownership.py): which endpoints this server reconciles -----------------
+
+    def _stored_names(self) -> builtins.list[str]:
+        return [record.name for record in self._store.list()]
+
+    def _gained(self, name: str) -> None:
+        """A lapsed or free endpoint is ours now: bring it up from the store."""
+        record = self._store.get(name)
+        if record is None:
+            self.ownership.release(name)
+            return
+        self.events.event(name, f"taken over by server {self.ownership.holder}")
+        self.reconciler.ensure(record)
+
+    def _lost(self, name: str) -> None:
+        """Our lease lapsed and another server took it: its replicas here must go."""
+        self._seen.pop(name, None)
+        self.reconciler.spawn(self.reconciler.drop(name))
+
+    def _kick_held(self) -> None:
+        """Release the leases of endpoints deleted here; a pass for those changed through another server."""
+        for name in sorted(self.ownership.held):
+            if name not in self.reconciler.lives:
+                self._seen.pop(name, None)
+                self.ownership.release(name)
+                continue
+            record = self._store.get(name)
+            if record is None:
+                continue
+            seen = (record.spec.model_dump_json(), record.desired, record.state is EndpointState.DELETING)
+            if self._seen.get(name, seen) != seen:
+                if seen[2]:
+                    self.reconciler.set_state(self.reconciler.lives[name], EndpointState.DELETING, None)
+                self.reconciler.kick(name)
+            self._seen[name] = seen
+
+    def _view(self, record: EndpointRecord) -> EndpointLive:
+        """The live state here, or, for an endpoint another server reconciles, its stored state (no replicas here)."""
+        live = self.reconciler.lives.get(record.name)
+        return live if live is not None else EndpointLive(name=record.name, state=record.state, reason=record.reason)
 
     def add_demand(self, source: Demand) -> None:
         """Count ``source``'s invocations as demand (the gateway, the async queue)."""
@@ -76,10 +129,9 @@ class Controller:
 
     def describe(self, name: str) -> tuple[EndpointRecord, EndpointLive]:
         record = self._store.get(name)
-        live = self.reconciler.lives.get(name)
-        if record is None or live is None:
+        if record is None:
             raise EndpointNotFound(name)
-        return record, live
+        return record, self._view(record)
 
     def live(self, name: str) -> EndpointLive | None:
         """One endpoint's live state without a store read."""
@@ -95,8 +147,7 @@ class Controller:
         return list(self.reconciler.lives.values())
 
     def list(self) -> builtins.list[tuple[EndpointRecord, EndpointLive]]:
-        lives = self.reconciler.lives
-        return [(record, lives[record.name]) for record in self._store.list() if record.name in lives]
+        return [(record, self._view(record)) for record in self._store.list()]
 
     def pending_spec(self, record: EndpointRecord, live: EndpointLive) -> bool:
         """The stored spec is neither deployed nor known to fail: a roll-out is still to come."""
@@ -108,7 +159,8 @@ class Controller:
 
     def create(self, spec: EndpointSpec, notes: builtins.list[str]) -> EndpointRecord:
         record = self._store.insert(spec, notes)  # KeyError when the name is taken
-        self.reconciler.ensure(record)
+        if self.ownership.take(spec.name):  # inline: one statement; else another server's scan took it first
+            self.reconciler.ensure(record)
         return record
 
     # Each operation has control take the change before it answers (``Reconciler.take``), so the
@@ -129,6 +181,9 @@ class Controller:
     def resume(self, name: str) -> EndpointRecord:
         """Start a paused endpoint again; also how a user retries a failed one."""
         record, live = self.describe(name)
+        if not self.ownership.holds(name):  # the holder's next scan sees the change
+            self._store.update(name, desired="running")
+            return self.describe(name)[0]
         stopped = record.desired == "paused" or live.state is EndpointState.FAILED
         # a failed one with nothing serving deploys afresh; a paused one starts replicas of the spec it kept
         self.reconciler.forget_failure(live, redeploy=live.state is EndpointState.FAILED and not live.replicas)
@@ -144,6 +199,9 @@ class Controller:
 
     def delete(self, name: str) -> EndpointRecord:
         _, live = self.describe(name)
+        if not self.ownership.holds(name):  # the holder's next scan (or whoever takes it over) deletes it
+            self._store.update(name, state=EndpointState.DELETING, reason=None)
+            return self.describe(name)[0]
         self.reconciler.set_state(live, EndpointState.DELETING, None)
         self.reconciler.kick(name)
         live.notify_waiters()
@@ -152,6 +210,8 @@ class Controller:
     async def scale_to_zero(self, name: str) -> EndpointRecord:
         """Stop every replica now; the next invocation starts one (a cold start)."""
         _, live = self.describe(name)
+        if not self.ownership.holds(name):
+            raise ModelNotReady(f"Endpoint '{name}' is run by server {self.ownership.holder_of(name)}; scale it there.")
         if not live.deployed or live.state not in ACTIVE_STATES:
             raise ModelNotReady(f"Endpoint '{name}' is {live.state.value}; only a deployed endpoint can scale to zero.")
         self.autoscaler.force_zero(live)
@@ -164,7 +224,21 @@ class Controller:
 
     def find(self, name: str, batch: bool = False) -> EndpointLive | None:
         """The live state to route an invocation of ``name`` from (a batch job's replicas when ``batch``)."""
-        return self._jobs.get(name) if batch else self.reconciler.lives.get(name)
+        if batch:
+            return self._jobs.get(name)
+        live = self.reconciler.lives.get(name)
+        if live is None and self.ownership.shared and self._store.get(name) is not None:
+            raise self._elsewhere(name)
+        return live
+
+    def _elsewhere(self, name: str) -> ModelNotReady:
+        """An invocation of an endpoint another server reconciles: 503 naming that server (no proxying yet)."""
+        holder = self.ownership.holder_of(name)
+        if holder is None:
+            return ModelNotReady(f"Endpoint '{name}' is being taken over by another server; retry in a few seconds.")
+        return ModelNotReady(
+            f"Endpoint '{name}' runs on server {holder}, not this one; send the request to that server."
+        )
 
     def request_capacity(self, name: str) -> None:
         """A request is held for want of a ready replica: scale now rather than at the next tick."""
@@ -178,7 +252,7 @@ class Controller:
         Killing is the only stop that works on a handler stuck in C code. What else the replica
         held fails with ReplicaCrashed; the endpoint stays running and its events say why.
         """
-        live = self.find(name, batch)
+        live = self._jobs.get(name) if batch else self.reconciler.lives.get(name)
         replica = next((r for r in live.replicas if r.channel is channel), None) if live is not None else None
         if live is None or replica is None:
             return  # already gone (a crash, a roll-out, another request's limit)
@@ -264,7 +338,9 @@ class Controller:
             env={**spec.env, **spec.secrets},  # secrets reach the replicas as environment variables
             storage_options=s3,
             # CPU replicas only: CUDA maps writable memory of its own that is not the model's.
-            memory_backstop_mb=None if device_for(spec.compute) == "cuda" else backstop_mb(limit_mb(spec.compute, self.machine_mb)),
+            memory_backstop_mb=None
+            if device_for(spec.compute) == "cuda"
+            else backstop_mb(limit_mb(spec.compute, self.machine_mb)),
         )
 
 

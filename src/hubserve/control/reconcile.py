@@ -35,7 +35,12 @@ from hubserve.worker.launch import ReplicaLaunch
 
 log = logging.getLogger("hubserve.control")
 
-ACTIVE_STATES = (EndpointState.RUNNING, EndpointState.SCALED_TO_ZERO, EndpointState.UPDATE_FAILED, EndpointState.INITIALIZING)
+ACTIVE_STATES = (
+    EndpointState.RUNNING,
+    EndpointState.SCALED_TO_ZERO,
+    EndpointState.UPDATE_FAILED,
+    EndpointState.INITIALIZING,
+)
 START_BACKOFF_S = 5.0  # after a failed replica start, before scaling tries again
 
 LaunchFor = Callable[[EndpointSpec], ReplicaLaunch]
@@ -110,6 +115,22 @@ class Reconciler:
         await asyncio.gather(
             *(self._backend.stop(replica, grace_s=3.0) for replica in [*serving, *retiring]),
             return_exceptions=True,
+        )
+
+    async def drop(self, name: str) -> None:
+        """Another server holds the endpoint now: stop its loop and replicas here, leaving the store alone."""
+        live = self.lives.pop(name, None)  # first: set_state no longer writes the store for it
+        loop = self._loops.pop(name, None)
+        if live is None:
+            return
+        live.state = EndpointState.DELETING  # a replica still starting stops itself (``_scale_up``)
+        if loop is not None and loop.task is not None:
+            loop.task.cancel()
+            await asyncio.gather(loop.task, return_exceptions=True)
+        replicas, live.replicas = live.replicas, []
+        live.notify_waiters()
+        await asyncio.gather(
+            *(self._backend.stop(replica, grace_s=3.0) for replica in replicas), return_exceptions=True
         )
 
     # --- the reconcile loop ----------------------------------------------------------------
@@ -196,7 +217,9 @@ class Reconciler:
             task.add_done_callback(loop.pausing.discard)
         live.notify_waiters()
 
-    def _retune(self, live: EndpointLive, loop: _Loop, generation: Generation, spec: EndpointSpec, spec_json: str) -> None:
+    def _retune(
+        self, live: EndpointLive, loop: _Loop, generation: Generation, spec: EndpointSpec, spec_json: str
+    ) -> None:
         """A scaling-only change: the serving replicas become the new spec's, no roll-out."""
         live.generation = dataclasses.replace(
             generation, spec=spec, spec_json=spec_json,
@@ -220,7 +243,9 @@ class Reconciler:
             if live.state is EndpointState.PAUSING:
                 self._events.event(live.name, f"the roll-out failed while pausing: {_reason(exc)}")
             elif updating:
-                self.set_state(live, EndpointState.UPDATE_FAILED, f"update failed, still serving the previous spec: {_reason(exc)}")
+                self.set_state(
+                    live, EndpointState.UPDATE_FAILED, f"update failed, still serving the previous spec: {_reason(exc)}"
+                )
             else:
                 self.set_state(live, EndpointState.FAILED, _reason(exc))
             live.notify_waiters()
@@ -291,8 +316,10 @@ class Reconciler:
             self._events.event(live.name, f"starting a replica failed: {_reason(exc)}")
             return
         live.starting -= 1
-        if not _same_replicas(live.generation, generation) or live.state in _NOT_SERVING or (
-            live.state is EndpointState.SCALED_TO_ZERO and live.desired == 0
+        if (
+            not _same_replicas(live.generation, generation)
+            or live.state in _NOT_SERVING
+            or (live.state is EndpointState.SCALED_TO_ZERO and live.desired == 0)
         ):
             await self._backend.stop(replica)  # the generation changed, or a pause or a scale-to-zero came
             return
@@ -359,7 +386,9 @@ class Reconciler:
                 try:
                     await asyncio.wait_for(replica.channel.drained(), self._settings.drain_timeout_s)
                 except asyncio.TimeoutError:
-                    log.warning("replica %s still busy after %.0fs; stopping it", replica.id, self._settings.drain_timeout_s)
+                    log.warning(
+                        "replica %s still busy after %.0fs; stopping it", replica.id, self._settings.drain_timeout_s
+                    )
             await self._backend.stop(replica)
         finally:
             self._retiring.discard(replica)
@@ -378,7 +407,9 @@ class Reconciler:
             replica.channel.fail_pending(error)
         self.spawn(self._backend.stop(replica, grace_s=0.0))
 
-    def replace_now(self, live: EndpointLive, replica: Replica, reason: str, error: HubserveError | None = None) -> None:
+    def replace_now(
+        self, live: EndpointLive, replica: Replica, reason: str, error: HubserveError | None = None
+    ) -> None:
         """Kill a replica a request made misbehave (past its time limit, over its memory) and start another.
 
         What the replica still held fails with ``error`` (default: ReplicaCrashed naming ``reason``);
