@@ -25,6 +25,20 @@ class Settings(BaseSettings):
         description="URL clients reach this server at (a proxy's, say), used in describe's url; "
         "default: http://<host>:<port> of the bind, 0.0.0.0 as the machine's hostname.",
     )
+    advertise_url: str | None = Field(
+        default=None,
+        description="URL the other servers of a shared store reach this one at, to forward invocations of the "
+        "endpoints it holds; default: http://<host>:<port> of the bind, 0.0.0.0 as the machine's hostname "
+        "(not public_url, which usually names the load balancer in front of every server).",
+    )
+
+    @field_validator("advertise_url")
+    @classmethod
+    def _advertise_url(cls, value: str | None) -> str | None:
+        if value and (not value.startswith(("http://", "https://")) or any(char.isspace() for char in value)):
+            raise ValueError(f"advertise_url must be an http:// or https:// URL, not {value!r}")
+        return value
+
     private_networks: list[str] = Field(
         default_factory=list,
         description="Networks (CIDRs) besides loopback that may invoke endpoints with access 'private'.",
@@ -143,6 +157,21 @@ class Settings(BaseSettings):
         """The URL describe reports (``public_url``, else the bind address); never a request's Host header."""
         if self.public_url:
             return self.public_url.rstrip("/")
+        return self._bind_url
+
+    @property
+    def advertised_base_url(self) -> str:
+        """The URL other servers forward invocations to: ``advertise_url``, else the bind address.
+
+        Never ``public_url``: behind a load balancer that is the balancer's address, and a request
+        forwarded there could land on any server instead of the holder.
+        """
+        if self.advertise_url:
+            return self.advertise_url.rstrip("/")
+        return self._bind_url
+
+    @property
+    def _bind_url(self) -> str:
         host = self.host
         if host in ("0.0.0.0", "::", ""):
             host = socket.gethostname() or "127.0.0.1"

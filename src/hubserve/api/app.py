@@ -27,6 +27,7 @@ from hubserve.api import (
 )
 from hubserve.api.auth import Authentication
 from hubserve.api.errors import install_error_handlers
+from hubserve.api.forwarding import Forwarding
 from hubserve.api.generation import routes as generation_routes
 from hubserve.api.limits import BodyLimits
 from hubserve.services import Services
@@ -91,6 +92,9 @@ def build_app(settings: Settings, running: Lifespan) -> FastAPI:
         return {"status": "ok"}
 
     app.add_middleware(audit.AuditLog)  # inside authentication: it records the principal of each change
+    # Inside authentication too: an invocation of an endpoint another server holds goes there, its caller
+    # authenticated here first (and again by the holder, from the same headers).
+    app.add_middleware(Forwarding)
     app.add_middleware(Authentication, settings=settings, routes=app.router.routes)  # every route: auth.ROUTES
     # Outermost, yet reading nothing itself: bodies are bounded in size and rate whoever reads them (SigV4 reads
     # them in authentication); a request refused by its token is answered before a byte of body is read.

@@ -23,6 +23,7 @@ import dataclasses
 import ipaddress
 import re
 import secrets
+import time
 from collections.abc import Sequence
 from typing import Literal
 
@@ -37,6 +38,7 @@ from hubserve.api.generation.openai import error_json as openai_error_json
 from hubserve.api.principal import ANONYMOUS, BOOTSTRAP_ID, LOCAL_ID, Principal
 from hubserve.api.sagemaker import sigv4
 from hubserve.api.sagemaker.errors import SageMakerApiError, error_json
+from hubserve.control.controller import Controller
 from hubserve.errors import Forbidden, HubserveError, PayloadTooLarge, Unauthorized
 from hubserve.services import Services
 from hubserve.settings import Settings
@@ -137,6 +139,8 @@ _BY_HEAD: dict[tuple[str, str], list[tuple[Rule, re.Pattern[str]]]] = {}
 for _rule in ROUTES:
     _BY_HEAD.setdefault((_rule.method, _rule.path.split("/", 2)[1]), []).append((_rule, _pattern(_rule.path)))
 _SAGEMAKER_READS = ("SageMaker.Describe", "SageMaker.List")
+_STORED_S = 1.0  # how long the visibility of an endpoint held by another server is reused
+_STORED_MAX = 10_000
 
 
 def rule_for(method: str, path: str) -> Rule | None:
@@ -197,6 +201,7 @@ class Authentication:
         self._routes = routes
         self._networks = [ipaddress.ip_network(cidr, strict=False) for cidr in settings.private_networks]
         self._principals: dict[str, tuple[TokenRecord, Principal]] = {}  # token id -> its record's principal
+        self._stored: dict[str, tuple[float, str]] = {}  # endpoint held elsewhere -> (until, its visibility)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -308,11 +313,37 @@ class Authentication:
         return principal, _replay(body, receive)
 
     def _access(self, scope: Scope, endpoint: str) -> str:
-        """The endpoint's visibility from the controller's live state (a dict look-up; no store query)."""
-        live = _services(scope).controller.live(endpoint)
+        """The endpoint's visibility from the controller's live state (a dict look-up; no store query).
+
+        An endpoint another server holds (a shared store) has no live state here: its stored spec
+        decides, so this server admits exactly the callers the holder will when it forwards them.
+        """
+        controller = _services(scope).controller
+        live = controller.live(endpoint)
+        if live is None and controller.ownership.shared:
+            return self._stored_access(controller, endpoint)
         spec = live.generation.spec if live is not None and live.generation is not None else None
         access = spec.access if spec is not None else None
         return "protected" if access in (None, "authenticated") else str(access)
+
+    def _stored_access(self, controller: Controller, endpoint: str) -> str:
+        """The visibility of an endpoint another server holds, from its stored spec, read at most once a second.
+
+        A store read per forwarded request cost more than the forwarding itself (PostgreSQL, c=1).
+        An unknown endpoint is read each time (and 'protected': its route answers 404 to the authenticated).
+        """
+        now = time.monotonic()
+        known = self._stored.get(endpoint)
+        if known is not None and known[0] > now:
+            return known[1]
+        spec = controller.stored_spec(endpoint)
+        if spec is None:
+            return "protected"
+        access = "protected" if spec.access in (None, "authenticated") else str(spec.access)
+        if len(self._stored) >= _STORED_MAX:
+            self._stored.clear()
+        self._stored[endpoint] = (now + _STORED_S, access)
+        return access
 
     def _from_private_network(self, scope: Scope) -> bool:
         client = scope.get("client")

@@ -34,7 +34,10 @@ router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 def describe(services: Services, name: str, base_url: str) -> dict[str, Any]:
     """The spec as the user wrote it, plus what control, the gateway and the async queue observe."""
     record, live = services.controller.describe(name)
-    return describe_record(services, record, live, base_url)
+    description = describe_record(services, record, live, base_url)
+    if services.controller.ownership.shared:  # several servers on one store: the one that runs it (None: moving)
+        description["server"] = services.controller.holder_of(name)
+    return description
 
 
 def describe_record(services: Services, record: EndpointRecord, live: EndpointLive, base_url: str) -> dict[str, Any]:

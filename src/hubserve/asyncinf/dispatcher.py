@@ -21,6 +21,14 @@ that lapsed (a server killed or cut off) are taken over and queued again by any 
 and on every heartbeat; work under another live server's lease is left alone. Every write after
 the claim is guarded by the owner, so a server whose lease lapsed cannot settle work another has
 taken since.
+
+Only the holder of an endpoint's lease (control/ownership.py) runs its work: an endpoint without
+live state here is skipped in ``_tick``. Another server forwards submissions to the holder
+(api/forwarding.py), so the holder accepts them: inline payloads land in the storage of the server
+that runs them, and its dispatcher is kicked at once. Status and lists are read from the shared
+store by whichever server is asked.
+When the lease moves, the new holder claims what is queued and, once the old claims lapse, what
+was running; the owner-guarded writes keep each inference settled exactly once.
 """
 
 from __future__ import annotations

@@ -97,15 +97,19 @@ class AsyncInference:
     def get(self, endpoint: str, inference_id: str) -> InferenceRecord:
         record = self.store.get(endpoint, inference_id)
         if record is None:
-            if self._endpoints.live(endpoint) is None:
+            if not self._exists(endpoint):
                 raise EndpointNotFound(endpoint)
             raise InferenceNotFound(endpoint, inference_id)
         return record
 
     def list(self, endpoint: str, status: str | None, limit: int) -> list[InferenceRecord]:
-        if self._endpoints.live(endpoint) is None:
+        if not self._exists(endpoint):
             raise EndpointNotFound(endpoint)
         return self.store.list(endpoint, status, limit)
+
+    def _exists(self, endpoint: str) -> bool:
+        """Live here, or stored: another server of a shared store runs it, and its queue is in the store."""
+        return self._endpoints.live(endpoint) is not None or self._endpoints.stored_spec(endpoint) is not None
 
     def _others_outputs(self, endpoint: str) -> builtins.list[str]:
         """The output locations other endpoints' specs set: where no request of ``endpoint`` may write."""

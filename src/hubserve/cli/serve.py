@@ -39,6 +39,14 @@ def serve(
         help="URL clients reach this server at, reported in describe's url (default: http://HOST:PORT of the bind).",
         show_default=False,
     ),
+    advertise_url: str | None = typer.Option(
+        None,
+        "--advertise-url",
+        envvar="HUBSERVE_ADVERTISE_URL",
+        help="With a shared --store: URL the other servers reach this one at, to forward it invocations of "
+        "the endpoints it runs (default: http://HOST:PORT of the bind, 0.0.0.0 as this machine's hostname).",
+        show_default=False,
+    ),
     insecure_no_auth: bool = typer.Option(
         False, "--insecure-no-auth", help="Allow a non-loopback --host without a token (anyone reaching it is admin)."
     ),
@@ -104,6 +112,10 @@ def serve(
         if not public_url.startswith(("http://", "https://")) or any(char.isspace() for char in public_url):
             _refuse(f"--public-url must be an http:// or https:// URL, not {public_url!r}")
         overrides["public_url"] = public_url
+    if advertise_url:
+        if not advertise_url.startswith(("http://", "https://")) or any(char.isspace() for char in advertise_url):
+            _refuse(f"--advertise-url must be an http:// or https:// URL, not {advertise_url!r}")
+        overrides["advertise_url"] = advertise_url
     if model_root:
         overrides["model_roots"] = model_root
     if private_network:

@@ -18,7 +18,7 @@ from hubserve.backends.base import Backend, Replica
 from hubserve.control.autoscaler import Autoscaler, Demand
 from hubserve.control.live import EndpointLive, Generation
 from hubserve.control.memory import MemoryPolice, backstop_mb, limit_mb
-from hubserve.control.ownership import Ownership, server_id
+from hubserve.control.ownership import Holder, Ownership, server_id
 from hubserve.control.reconcile import ACTIVE_STATES, Reconciler
 from hubserve.errors import EndpointNotFound, ModelNotReady, ReplicaCrashed
 from hubserve.logs import EventLog
@@ -26,6 +26,7 @@ from hubserve.settings import Settings
 from hubserve.spec import EndpointSpec, EndpointState, device_for, vcpus_for
 from hubserve.store import EndpointRecord, EndpointStore
 from hubserve.store.leases import LeaseStore
+from hubserve.store.servers import ServerStore
 from hubserve.types import Channel
 from hubserve.worker.launch import ReplicaLaunch
 
@@ -34,8 +35,9 @@ class Controller:
     """Owns every endpoint's replicas through the reconciler; the gateway routes from its live states."""
 
     def __init__(self, store: EndpointStore, backend: Backend, settings: Settings, events: EventLog,
-                 leases: LeaseStore | None = None) -> None:  # fmt: skip
-        """``leases``: the store's endpoint leases, so several servers share it; None: this server holds all."""
+                 leases: LeaseStore | None = None, servers: ServerStore | None = None) -> None:  # fmt: skip
+        """``leases``: the store's endpoint leases, so several servers share it; None: this server holds all.
+        ``servers``: where this server records the URL the others forward invocations to (``advertise_url``)."""
         self._store = store
         self._backend = backend
         self._settings = settings
@@ -47,13 +49,17 @@ class Controller:
         self.reconciler.rescale = self.autoscaler.step
         self._jobs: dict[str, EndpointLive] = {}  # batch jobs' replicas, by job id
         self._loops: list[asyncio.Task[None]] = []
-        self.ownership = Ownership(leases, server_id(settings.home_dir) if leases is not None else "this-server")
+        self.ownership = Ownership(
+            leases, server_id(settings.home_dir) if leases is not None else "this-server",
+            servers=servers, url=settings.advertised_base_url,
+        )  # fmt: skip
         self._seen: dict[str, tuple[str, str, bool]] = {}  # held endpoints' user-set fields at the last scan
 
     # --- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
         """Bring back every endpoint the store holds (desired state survives restarts)."""
+        self.ownership.advertise()  # before any lease: a server that sees our lease can reach us
         for record in self._store.list():
             if self.ownership.take(record.name):
                 self.reconciler.ensure(record)
@@ -231,8 +237,24 @@ class Controller:
             raise self._elsewhere(name)
         return live
 
+    def holder_elsewhere(self, name: str) -> Holder | None:
+        """The live server that holds ``name`` when it is not this one (where to forward its invocations).
+
+        Two store reads: call it only once ``live`` found nothing here (api/forwarding.py does).
+        """
+        return self.ownership.where(name) if self.ownership.shared else None
+
+    def holder_of(self, name: str) -> str | None:
+        """The id of the server that reconciles ``name`` now (describe's ``server``)."""
+        return self.ownership.holder_of(name)
+
     def _elsewhere(self, name: str) -> ModelNotReady:
-        """An invocation of an endpoint another server reconciles: 503 naming that server (no proxying yet)."""
+        """An invocation of an endpoint another server reconciles that was not forwarded there: 503 naming it.
+
+        Invocations are forwarded to the holder before they reach the routes (api/forwarding.py); one
+        gets here when it was forwarded already (the lease moved meanwhile: no second hop), or when
+        the holder advertised no URL (an older hubserve).
+        """
         holder = self.ownership.holder_of(name)
         if holder is None:
             return ModelNotReady(f"Endpoint '{name}' is being taken over by another server; retry in a few seconds.")

@@ -7,11 +7,16 @@ nobody holds (their holder died, or they were created through another server) an
 A lease that fails to renew is lost: control stops its replicas, since another server now runs
 them. A clean stop releases every lease, so another server takes them at its next scan rather
 than after the lease lapses. A single server takes every lease at once and behaves as before.
+
+Each server also records the URL other servers reach it at (store/servers.py), at start and with
+every renewal round, so a server that receives an invocation of an endpoint held elsewhere can
+forward it to the holder (``where``; api/forwarding.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 import socket
@@ -19,6 +24,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from hubserve.store.leases import LeaseStore
+from hubserve.store.servers import ServerStore
 
 log = logging.getLogger("hubserve.control")
 
@@ -42,17 +48,34 @@ def _new_id(path: Path) -> str:
     return ident
 
 
+@dataclasses.dataclass(frozen=True)
+class Holder:
+    """Another live server that holds an endpoint, and the URL it advertised (None: it never did)."""
+
+    server: str
+    url: str | None
+
+
 class Ownership:
     """The endpoint leases this server holds; ``leases`` None: a lone server that holds everything."""
 
     def __init__(
-        self, leases: LeaseStore | None, holder: str, ttl_s: float = LEASE_TTL_S, renew_s: float = RENEW_S
-    ) -> None:
+        self, leases: LeaseStore | None, holder: str, ttl_s: float = LEASE_TTL_S, renew_s: float = RENEW_S,
+        servers: ServerStore | None = None, url: str | None = None,
+    ) -> None:  # fmt: skip
+        """``servers`` and ``url``: where this server records the URL it is reached at (with shared leases)."""
         self._leases = leases
         self.holder = holder
         self._ttl_s = ttl_s
         self.renew_s = renew_s
         self.held: set[str] = set()
+        self._servers = servers
+        self.url = url
+
+    def advertise(self) -> None:
+        """Record (refresh) this server's URL next to its id, for the servers that forward to it."""
+        if self._leases is not None and self._servers is not None and self.url is not None:
+            self._servers.advertise(self.holder, self.url)
 
     def take(self, name: str) -> bool:
         """Hold ``name`` now (free, lapsed or ours already); False when another live server holds it."""
@@ -77,6 +100,16 @@ class Ownership:
             return self.holder
         lease = self._leases.get(PREFIX + name)
         return lease.holder if lease is not None else None
+
+    def where(self, name: str) -> Holder | None:
+        """The other live server that holds ``name``; None when this one does, nobody does, or no lease is in use."""
+        if self._leases is None:
+            return None
+        lease = self._leases.get(PREFIX + name)
+        if lease is None or lease.holder == self.holder:
+            return None
+        url = self._servers.url_of(lease.holder) if self._servers is not None else None
+        return Holder(server=lease.holder, url=url)
 
     def release(self, name: str) -> None:
         """Give ``name`` up at once (deleted here, or a clean stop)."""
@@ -114,6 +147,7 @@ class Ownership:
         while True:
             await asyncio.sleep(self.renew_s)
             try:
+                self.advertise()
                 for name in self.renew():
                     log.warning("lost the lease of endpoint %s: another server runs it now", name)
                     lost(name)
