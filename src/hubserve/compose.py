@@ -21,7 +21,9 @@ from hubserve.asyncinf import AsyncInference
 from hubserve.backends.base import Backend
 from hubserve.backends.isolation import ReplicaUserError, choose_replica_user
 from hubserve.backends.local import LocalBackend
+from hubserve.batch.execution import ChunkComputer
 from hubserve.batch.runner import BatchJobRunner
+from hubserve.batch.through_gateway import GatewayChunks
 from hubserve.control.controller import Controller
 from hubserve.control.observe import Sampler
 from hubserve.exposure import check_bind
@@ -39,6 +41,7 @@ from hubserve.store.engine import open_engine
 from hubserve.store.inferences import InferenceStore
 from hubserve.store.leases import LeaseStore
 from hubserve.store.sagemaker import SageMakerStore
+from hubserve.store.servers import ServerStore
 from hubserve.store.tokens import TokenStore, load_or_create_key
 
 
@@ -54,6 +57,16 @@ def build_backend(settings: Settings) -> Backend:
     return LocalBackend(settings.home_dir / "logs", zygote=settings.zygote, replica_user=user)
 
 
+def chunk_computer(settings: Settings, controller: Controller, gateway: Gateway) -> ChunkComputer:
+    """Where batch jobs compute their chunks: the job's replica through the gateway, or Ray Data on Ray."""
+    through_gateway = GatewayChunks(controller, gateway)
+    if settings.backend == "ray":
+        from hubserve.batch.ray_data import RayDataChunks
+
+        return RayDataChunks(controller.launch_for, fallback=through_gateway)
+    return through_gateway
+
+
 @contextlib.asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[Services]:
     """Build, start and (on exit) stop every part of one server."""
@@ -64,7 +77,8 @@ async def running(settings: Settings) -> AsyncIterator[Services]:
     events = EventLog(home / "logs")  # per endpoint: what hubserve did, and access lines
     metrics = Metrics()
     backend = build_backend(settings)
-    controller = Controller(EndpointStore(engine), backend, settings, events, LeaseStore(engine))  # endpoint leases
+    controller = Controller(EndpointStore(engine), backend, settings, events, LeaseStore(engine),
+                            ServerStore(engine))  # endpoint leases; where each server is reached (forwarding)
     gateway = Gateway(
         controller,
         Admission(settings.max_payload_bytes),
@@ -74,7 +88,8 @@ async def running(settings: Settings) -> AsyncIterator[Services]:
     controller.add_demand(gateway.traffic)
     async_inference = AsyncInference(InferenceStore(engine), controller, gateway, storage, settings)
     controller.add_demand(async_inference.dispatcher)  # queued work starts replicas too
-    batch_jobs = BatchJobRunner(BatchJobStore(engine), controller, gateway, storage, home / "batch-jobs")
+    batch_jobs = BatchJobRunner(BatchJobStore(engine), chunk_computer(settings, controller, gateway), storage,
+                                home / "batch-jobs")  # fmt: skip
     services = Services(
         settings=settings, storage=storage, events=events, metrics=metrics, backend=backend,
         controller=controller, gateway=gateway, async_inference=async_inference, batch_jobs=batch_jobs,

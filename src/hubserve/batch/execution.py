@@ -1,11 +1,11 @@
-"""One run of one batch job: count the records, start a replica, stream chunks, commit, assemble.
+"""One run of one batch job: count the records, start the computer, stream chunks, commit, assemble.
 
-Chunks. Records are read ``batch_size`` at a time (a chunk) and each record is sent to the
-job's replica as its own request, the body the user would send to the endpoint; ``concurrency``
-chunks are in flight at once, so while the replica runs one batch the next chunk already waits in
-its queue and its batcher (worker/batcher.py) runs it as one batch at once. Every record gets
-exactly the answer the endpoint gives it alone (batching.py keeps each request's shape), and a
-record that fails fails alone: the replica runs a broken batch again one request at a time.
+Chunks. Records are read ``batch_size`` at a time (a chunk) and submitted to the computer, which
+keeps up to its ``lookahead`` chunks in flight (through the gateway: ``concurrency``, so while the
+replica runs one batch the next chunk already waits in its batcher; on Ray Data: a window of
+chunks run as one dataset). Each record's body is what the user would send to the endpoint, and
+every record gets exactly the answer the endpoint gives it alone (batching.py keeps each
+request's shape); a record that fails fails alone.
 
 Commits. Chunks are committed strictly in input order: the chunk's output lines (and error
 lines) are appended to the file's part files and flushed, then the store moves the file's
@@ -13,10 +13,13 @@ committed position (input offset and line, part lengths, counters) in one transa
 that dies anywhere leaves at most an uncommitted tail in the parts, which the next run cuts off
 before it reads on from the committed offset: no record is written twice or lost.
 
-Records go through the gateway like any invocation (kind ``batch``, routed to the job's own
-replicas), so they show up in metrics and logs and fail with the one error taxonomy. A replica
-that exits mid-run is replaced (at most ``MAX_REPLICA_RESTARTS`` times) and the file goes on from
-its last commit; requests in flight on the dead one are simply sent again.
+Computing a chunk's answers is the one step a ``ChunkComputer`` does, everything else (reading,
+ordering, part files, commits, progress, stop and resume, error lines) is this module's. Two exist:
+through the gateway (through_gateway.py, the local backend's; records go to the job's own replica
+like any invocation, kind ``batch``) and on Ray Data (ray_data.py, picked by the composition root
+when the backend is Ray). A computer that loses its replica or workers raises ``ReplicaCrashed``:
+it is restarted (at most ``MAX_REPLICA_RESTARTS`` times) and the file goes on from its last commit;
+chunks that were in flight are simply computed again, never written twice.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import shutil
 from collections import deque
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Protocol, TypeVar
 
 from hubserve.batch import parts
 from hubserve.batch.records import (
@@ -39,11 +42,11 @@ from hubserve.batch.records import (
     result_line,
 )
 from hubserve.batch.spec import BatchJobRequest, content_type_for
-from hubserve.errors import HubserveError, ModelNotReady, ReplicaCrashed
+from hubserve.errors import HubserveError, ReplicaCrashed
 from hubserve.spec import EndpointSpec
 from hubserve.storage import Storage
 from hubserve.store.batch_jobs import BatchJobStore, FileProgress
-from hubserve.types import Invocation, InvocationResult, Invoker
+from hubserve.types import InvocationResult
 
 log = logging.getLogger("hubserve.batch")
 
@@ -51,24 +54,61 @@ MAX_REPLICA_RESTARTS = 3
 DEFAULT_BATCH_SIZE = 32  # when the replica reports no limit of its own
 
 Answer = InvocationResult | HubserveError | None  # None: the record could not be read
+T = TypeVar("T")
 
 
-class JobReplicaSet(Protocol):
+class ChunkStream(Protocol):
+    """One file's chunks on their way to answers; ``submit`` order is commit order."""
+
     @property
-    def batching_info(self) -> dict[str, Any] | None: ...
+    def lookahead(self) -> int:
+        """How many chunks the run keeps submitted ahead of its commits."""
+        ...
+
+    @property
+    def spans_files(self) -> bool:
+        """Whether the next file's chunks may be submitted before a file's last ones are committed."""
+        ...
+
+    @property
+    def drain_on_stop(self) -> bool:
+        """Whether a stop waits for every submitted chunk (True) or only for those already answered."""
+        ...
+
+    def submit(self, records: list[Record]) -> asyncio.Task[list[Answer]]:
+        """Start computing a chunk: one answer per record (None for a record without a body)."""
+        ...
+
+    def flush(self) -> None:
+        """No more chunks come for now: compute what is held back."""
+        ...
+
+    def close(self) -> None:
+        """The run is done with this stream (its tasks are cancelled by the run)."""
+        ...
 
 
-class JobReplicas(Protocol):
-    """Where a job's replicas come from (control): started for the job, replaced and stopped by it.
+class ChunkComputer(Protocol):
+    """What computes chunks' answers for a job: started per run, restarted when its workers are lost.
 
-    Starting raises an exception with a ``reason`` or ``message`` when the replica cannot start.
+    ``start`` and ``restart`` raise an exception with a ``reason`` or ``message`` when it cannot
+    start; a stream raises ``ReplicaCrashed`` when its workers are lost (the run restarts it).
     """
 
-    async def start_job(self, job_id: str, spec: EndpointSpec) -> JobReplicaSet: ...
+    @property
+    def name(self) -> str:
+        """Where chunks are computed, for logs: "the job's replica", "Ray Data"."""
+        ...
 
-    async def replace_job_replica(self, job_id: str) -> JobReplicaSet: ...
+    async def start(self, job_id: str, spec: EndpointSpec) -> int | None:
+        """Make ready to compute; returns the model's batch limit (the default chunk size), if known."""
+        ...
 
-    async def stop_job(self, job_id: str) -> None: ...
+    async def restart(self, job_id: str) -> None: ...
+
+    async def stop(self, job_id: str) -> None: ...
+
+    def stream(self, job_id: str, request: BatchJobRequest, chunk_size: int) -> ChunkStream: ...
 
 
 class JobFailed(Exception):
@@ -80,13 +120,28 @@ class JobFailed(Exception):
 
 
 @dataclasses.dataclass
+class _OpenFile:
+    """One input file of a run: its committed progress, its parts, its reader, its chunks in flight."""
+
+    progress: FileProgress
+    part: parts.PartFiles
+    source: IO[bytes]
+    reader: RecordReader
+    reading: bool = True  # False once the run read its last record (or stopped reading it)
+    pending: int = 0  # its chunks submitted and not yet committed
+
+    def close(self) -> None:
+        self.part.close()
+        self.source.close()
+
+
+@dataclasses.dataclass
 class JobRun:
     """Everything one run of a job needs; ``stop`` is set to stop it after the chunks in flight."""
 
     job_id: str
     store: BatchJobStore
-    replicas: JobReplicas
-    invoker: Invoker
+    computer: ChunkComputer
     storage: Storage
     staging: Path
     stop: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
@@ -130,82 +185,107 @@ class JobRun:
             return RecordReader(file, request.split_type, content_type).count()
 
     async def _process(self, request: BatchJobRequest, spec: EndpointSpec) -> None:
-        replicas = await self._start_replicas(self.replicas.start_job(self.job_id, spec))
+        limit = await self._starting(self.computer.start(self.job_id, spec))
         restarts = 0
         try:
-            info = replicas.batching_info or {}
-            chunk_size = request.batch_size or int(info.get("max_batch_size") or DEFAULT_BATCH_SIZE)
+            chunk_size = request.batch_size or limit or DEFAULT_BATCH_SIZE
             self.store.begin_run(self.job_id)
             while True:
                 try:
-                    for progress in self.store.files(self.job_id):
-                        if self.stop.is_set():
-                            return
-                        if not progress.finished:
-                            await self._process_file(request, progress, chunk_size)
+                    await self._process_files(request, chunk_size)
                     return
                 except ReplicaCrashed as crash:
                     restarts += 1
                     if restarts > MAX_REPLICA_RESTARTS:
                         raise JobFailed(f"the job's replica exited {restarts} times; last: {crash.message}") from None
-                    log.warning("batch job %s: its replica exited (%s); starting another", self.job_id, crash.message)
-                    await self._start_replicas(self.replicas.replace_job_replica(self.job_id))
+                    log.warning("batch job %s: %s lost (%s); starting again", self.job_id, self.computer.name,
+                                crash.message)  # fmt: skip
+                    await self._starting(self.computer.restart(self.job_id))
         finally:
             self.store.end_run(self.job_id)  # before the replica stops: its exit is not processing time
-            await self.replicas.stop_job(self.job_id)
+            await self.computer.stop(self.job_id)
 
-    async def _start_replicas(self, starting: Awaitable[JobReplicaSet]) -> JobReplicaSet:
+    async def _starting(self, starting: Awaitable[T]) -> T:
         try:
             return await starting
         except Exception as exc:  # the replica's start failure (its reason), or the model source's
             reason = getattr(exc, "reason", None) or getattr(exc, "message", None) or str(exc)
             raise JobFailed(f"the job's replica could not start: {reason}") from None
 
-    async def _process_file(self, request: BatchJobRequest, progress: FileProgress, chunk_size: int) -> None:
+    async def _process_files(self, request: BatchJobRequest, chunk_size: int) -> None:
+        """Read the unfinished files' chunks in order, submit them, and commit them in that same order.
+
+        A stream that spans files (Ray Data: its window, and so its actor pool, goes on into the
+        next file) keeps the next file's chunks in flight while a file's last ones commit; any other
+        has every chunk of a file committed before the next file is read.
+        """
+        stream = self.computer.stream(self.job_id, request, chunk_size)
+        pending: deque[tuple[_OpenFile, list[Record], asyncio.Task[list[Answer]]]] = deque()
+        opened: list[_OpenFile] = []
+        try:
+            for progress in self.store.files(self.job_id):
+                if self.stop.is_set():
+                    break
+                if progress.finished:
+                    continue
+                file = await self._open(request, progress)
+                opened.append(file)
+                while not self.stop.is_set():
+                    records = await asyncio.to_thread(file.reader.read, chunk_size)
+                    if not records:
+                        break
+                    file.pending += 1
+                    pending.append((file, records, stream.submit(records)))
+                    if len(pending) >= stream.lookahead:
+                        await self._commit_next(request, pending)
+                file.reading = False
+                if file.pending == 0:
+                    file.close()
+                if not stream.spans_files:
+                    await self._drain(request, stream, pending)
+            await self._drain(request, stream, pending)
+        finally:
+            for _, _, task in pending:
+                task.cancel()
+            await asyncio.gather(*(task for _, _, task in pending), return_exceptions=True)
+            stream.close()
+            for file in opened:
+                file.close()
+
+    async def _open(self, request: BatchJobRequest, progress: FileProgress) -> _OpenFile:
+        """A file's reader at its committed offset, and its parts cut back to their committed length."""
         content_type = content_type_for(progress.name, request.content_type)
         source = await asyncio.to_thread(self.storage.resolve(progress.url).open, "rb")
         part = parts.PartFiles(self.staging, progress.idx, progress.out_bytes, progress.err_bytes)
-        pending: deque[tuple[list[Record], asyncio.Task[list[Answer]]]] = deque()
         try:
             reader = await asyncio.to_thread(
                 RecordReader, source, request.split_type, content_type, offset=progress.offset, line=progress.line
             )
-            while not self.stop.is_set():
-                records = await asyncio.to_thread(reader.read, chunk_size)
-                if not records:
-                    break
-                pending.append((records, asyncio.get_running_loop().create_task(self._send(records))))
-                if len(pending) >= request.concurrency:
-                    progress = await self._commit(request, progress, part, *pending.popleft())
-            while pending:
-                progress = await self._commit(request, progress, part, *pending.popleft())
-        finally:
-            for _, task in pending:
-                task.cancel()
-            await asyncio.gather(*(task for _, task in pending), return_exceptions=True)
+        except BaseException:
             part.close()
             source.close()
+            raise
+        return _OpenFile(progress, part, source, reader)
 
-    async def _send(self, records: list[Record]) -> list[Answer]:
-        """Send every readable record of a chunk at once; None for those that could not be read.
+    async def _drain(
+        self, request: BatchJobRequest, stream: ChunkStream,
+        pending: deque[tuple[_OpenFile, list[Record], asyncio.Task[list[Answer]]]],
+    ) -> None:  # fmt: skip
+        """Commit what was submitted; after a stop, only what is answered unless the stream drains."""
+        stream.flush()
+        while pending:
+            if self.stop.is_set() and not stream.drain_on_stop and not pending[0][2].done():
+                return  # not answered yet: the next run computes it again
+            await self._commit_next(request, pending)
 
-        A replica that went away (ReplicaCrashed, or no replica to route to) stops the chunk: the
-        whole chunk is sent again once another replica serves, since nothing of it was committed.
-        """
-        readable = [record for record in records if record.body is not None]
-        path = f"/v1/batch-jobs/{self.job_id}"
-        answers = await asyncio.gather(
-            *(self.invoker.invoke(Invocation(endpoint=self.job_id, body=r.body or b"", kind="batch", path=path))
-              for r in readable),
-            return_exceptions=True,
-        )  # fmt: skip
-        for answer in answers:
-            if isinstance(answer, (ReplicaCrashed, ModelNotReady)):
-                raise ReplicaCrashed(answer.message)
-            if isinstance(answer, BaseException) and not isinstance(answer, HubserveError):
-                raise answer
-        results = iter(answers)
-        return [next(results) if record.body is not None else None for record in records]  # type: ignore[misc]
+    async def _commit_next(
+        self, request: BatchJobRequest, pending: deque[tuple[_OpenFile, list[Record], asyncio.Task[list[Answer]]]]
+    ) -> None:
+        file, records, answers = pending.popleft()
+        file.progress = await self._commit(request, file.progress, file.part, records, answers)
+        file.pending -= 1
+        if not file.reading and file.pending == 0:
+            file.close()
 
     async def _commit(
         self, request: BatchJobRequest, progress: FileProgress, part: parts.PartFiles,

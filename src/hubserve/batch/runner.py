@@ -17,25 +17,22 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from hubserve.batch.execution import JobReplicas, JobRun
+from hubserve.batch.execution import ChunkComputer, JobRun
 from hubserve.batch.spec import FINAL_STATUSES, BatchJobRequest
 from hubserve.errors import BatchJobConflict, BatchJobNotFound, ValidationError
 from hubserve.spec import EndpointSpec
 from hubserve.storage import Location, Storage
 from hubserve.store.batch_jobs import BatchJobRecord, BatchJobStore, FileProgress
-from hubserve.types import Invoker
 
 log = logging.getLogger("hubserve.batch")
 
 
 class BatchJobRunner:
-    """Creates, runs, stops and resumes batch jobs; one task (and one replica) per running job."""
+    """Creates, runs, stops and resumes batch jobs; one task (and one computer's run) per running job."""
 
-    def __init__(self, store: BatchJobStore, replicas: JobReplicas, invoker: Invoker, storage: Storage,
-                 staging_root: Path) -> None:  # fmt: skip
+    def __init__(self, store: BatchJobStore, computer: ChunkComputer, storage: Storage, staging_root: Path) -> None:
         self._store = store
-        self._replicas = replicas
-        self._invoker = invoker
+        self._computer = computer
         self._storage = storage
         self._staging_root = staging_root
         self._runs: dict[str, tuple[JobRun, asyncio.Task[None]]] = {}
@@ -114,7 +111,7 @@ class BatchJobRunner:
     # --- tasks -----------------------------------------------------------------------------
 
     def _launch(self, job_id: str) -> None:
-        run = JobRun(job_id, self._store, self._replicas, self._invoker, self._storage, self._staging_root / job_id)
+        run = JobRun(job_id, self._store, self._computer, self._storage, self._staging_root / job_id)
         task = asyncio.get_running_loop().create_task(self._run(run))
         self._runs[job_id] = (run, task)
 
