@@ -99,7 +99,9 @@ PRELOAD_MODULES: tuple[str, ...] = (
 # Set for the imports, and so inherited by replicas: the OpenBLAS they share was loaded
 # single-threaded (torch does the models' math, with its own `--threads`); tokenizers' thread
 # pool stays off unless the server's environment says otherwise (server.py's default too).
-_IMPORT_ENV = {"OPENBLAS_NUM_THREADS": "1"}
+# pyarrow (transformers imports pandas, pandas imports pyarrow where ray[data] installed it) starts
+# its jemalloc's background thread when loaded: off, or the zygote would refuse to fork.
+_IMPORT_ENV = {"OPENBLAS_NUM_THREADS": "1", "JE_ARROW_MALLOC_CONF": "background_thread:false"}
 _IMPORT_ENV_DEFAULTS = {"TOKENIZERS_PARALLELISM": "false"}
 # Bytes of command line a replica may write over (set_command_line). Only what ps shows is cut to
 # this room (the launch JSON goes last, so the short flags stay visible); the argv a replica parses
