@@ -51,12 +51,25 @@ def launch(
     log_path = home.parent / f"{home.name}-server-{port}.log"
     environment = {key: value for key, value in os.environ.items() if key != "HUBSERVE_TOKEN"}
     environment.update({"HF_HUB_OFFLINE": "1", **(env or {})})
+    args = (*args, *backend_args(args))
     with open(log_path, "ab") as log:  # the server keeps its own copy of the descriptor
         process = subprocess.Popen(
             [sys.executable, "-m", "hubserve", "serve", "--host", host, "--port", str(port), "--home", str(home), *args],
             stdout=log, stderr=subprocess.STDOUT, env=environment,
         )  # fmt: skip
     return RunningServer(f"http://127.0.0.1:{port}", token, home, process, log_path)
+
+
+def backend_args(args: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """``--backend ray [--ray-address A]`` when HUBSERVE_TEST_BACKEND=ray (HUBSERVE_TEST_RAY_ADDRESS), else nothing.
+
+    So the same integration suite runs on either backend (tests/ray/test_integration_suite_on_ray.py);
+    a launch that names its own ``--backend`` keeps it.
+    """
+    if os.environ.get("HUBSERVE_TEST_BACKEND", "local") != "ray" or "--backend" in args:
+        return []
+    address = os.environ.get("HUBSERVE_TEST_RAY_ADDRESS")
+    return ["--backend", "ray", *(["--ray-address", address] if address else [])]
 
 
 def wait_healthy(server: RunningServer, timeout: float = 90) -> RunningServer:
@@ -79,7 +92,7 @@ def start_server(home: Path, token: str = TOKEN, extra_env: dict[str, str] | Non
     # Replicas keep the test's user: models live under pytest's private (0700) temp folder, which the
     # default replica user (nobody, as root) cannot read. tests/isolation/ runs servers that drop.
     env = {"HUBSERVE_REPLICA_USER": "", **(extra_env or {})}
-    return wait_healthy(launch(home, "--token", token, env=env, token=token), timeout=60)
+    return wait_healthy(launch(home, "--token", token, env=env, token=token), timeout=120 if backend_args() else 60)
 
 
 def stop_server(server: RunningServer, timeout: float = 30) -> int:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +31,11 @@ class RayCluster:
     temp_dir: Path
     second_node_port: int  # the second node's node-manager port: how its raylet is found to kill it
     env: dict[str, str]
+    num_cpus: int = 2  # logical CPUs of each node
+    memory: int | None = None  # bytes of Ray's memory resource per node; None: Ray's default (most of the machine's)
+
+    def node_resources(self) -> list[str]:
+        return [f"--num-cpus={self.num_cpus}", *([f"--memory={self.memory}"] if self.memory else [])]
 
     def ray(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run([RAY, *args], env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
@@ -36,13 +43,21 @@ class RayCluster:
     def add_node(self, port: int) -> None:
         for _attempt in range(3):  # the head's GCS sometimes refuses the first connection while it starts
             started = self.ray(
-                "start", f"--address={self.address}", "--num-cpus=2", "--node-ip-address=127.0.0.1",
-                f"--node-manager-port={port}", "--disable-usage-stats",
+                "start", f"--address={self.address}", *self.node_resources(), "--node-ip-address=127.0.0.1",
+                f"--node-manager-port={port}", "--disable-usage-stats", *_own_ports(),
             )  # fmt: skip
             if started.returncode == 0:
                 return
             time.sleep(3)
         raise AssertionError(started.stdout[-2000:] + started.stderr[-2000:])
+
+    def stop(self) -> None:
+        """SIGKILL this cluster's processes only: ``ray stop`` would end every Ray instance on the machine."""
+        port = self.address.rsplit(":", 1)[1]  # the head's GCS port, in every command line that names the cluster
+        ours = re.compile(rf"{re.escape(str(self.temp_dir))}/|[=\s][\w.]+:{port}(?!\d)")
+        for pid in _pids():
+            if pid != os.getpid() and ours.search(_cmdline(pid)):
+                _kill_tree(pid)
 
     def kill_second_node(self) -> None:
         """SIGKILL the second node's raylet and everything it started (its workers, the agent, the zygote, replicas)."""
@@ -50,6 +65,11 @@ class RayCluster:
         for pid in _pids():
             if marker in _cmdline(pid) and "raylet" in _cmdline(pid):
                 _kill_tree(pid)
+
+
+def _own_ports() -> list[str]:
+    """Free ports for the components that default to fixed ones, so clusters of parallel test runs never clash."""
+    return [f"--dashboard-agent-listen-port={free_port()}", f"--metrics-export-port={free_port()}"]
 
 
 def _pids() -> list[int]:
@@ -84,25 +104,40 @@ def _kill_tree(pid: int) -> None:
         pass
 
 
-@pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[RayCluster]:
+@contextlib.contextmanager
+def running_cluster(num_cpus: int = 2, memory: int | None = None, *, prestart: bool = True) -> Iterator[RayCluster]:
+    """A head and a second node, ``num_cpus`` logical CPUs and ``memory`` bytes each, in a private temp dir.
+
+    ``prestart=False``: no worker process per logical CPU when the first driver connects (what a node of
+    many logical CPUs on two real cores needs).
+    """
     temp_dir = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # Ray's socket paths must stay short
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0", "TOKENIZERS_PARALLELISM": "false",
            "HOME": str(temp_dir), "TMPDIR": str(temp_dir)}  # fmt: skip  # no ~/.ray/auth_token of another Ray instance is sent; node caches go with the cluster
+    if not prestart:
+        env["RAY_prestart_worker_first_driver"] = "0"
     port = free_port()
-    cluster = RayCluster(f"127.0.0.1:{port}", temp_dir, free_port(), env)
+    cluster = RayCluster(f"127.0.0.1:{port}", temp_dir, free_port(), env, num_cpus, memory)
     head = cluster.ray(
-        "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false", "--node-ip-address=127.0.0.1",
-        f"--temp-dir={temp_dir}", "--disable-usage-stats",
+        "start", "--head", f"--port={port}", *cluster.node_resources(), "--include-dashboard=false", "--node-ip-address=127.0.0.1",
+        f"--temp-dir={temp_dir}", "--disable-usage-stats", f"--dashboard-port={free_port()}",
+        f"--ray-client-server-port={free_port()}", *_own_ports(),
     )  # fmt: skip
     if head.returncode != 0:
+        cluster.stop()
         pytest.skip(f"ray start --head failed: {head.stdout[-1000:]} {head.stderr[-1000:]}")
     try:
         cluster.add_node(cluster.second_node_port)
         yield cluster
     finally:
-        cluster.ray("stop", "--force")
+        cluster.stop()
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[RayCluster]:
+    with running_cluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,9 @@ the agent only starts them, reports where they listen, their exit, their memory 
 (procfs on its node) and the bytes of their logs, which the server copies home.
 
 The agent's folder (logs, the zygote's log) is node-local, under the system temp folder and
-keyed by node id, so two nodes on one machine (the tests) do not share it.
+keyed by node id, so two nodes on one machine (the tests) do not share it; its logs are kept per
+server (agents are named per server, so two servers on one cluster never share one), the model
+cache per node.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ _LOG_CHUNK = 1 << 20  # at most this many log bytes per replica per read
 class NodeAgent:
     """Starts replicas on its node; every method takes and returns plain data (Ray pickles it)."""
 
-    def __init__(self, node_id: str, node_ip: str, zygote: bool = True) -> None:
+    def __init__(self, node_id: str, node_ip: str, zygote: bool = True, owner: str = "") -> None:
         self.node_id = node_id
         self.node_ip = node_ip
         self.home = Path(tempfile.gettempdir()) / f"hubserve-node-{node_id[:12]}"
         self.home.mkdir(parents=True, exist_ok=True)
-        self._backend = LocalBackend(self.home / "logs", zygote=zygote, listen_host=node_ip)
+        # Logs per server (``owner``): two servers' agents on one node may start replicas of the same names.
+        logs = self.home / "logs" / owner if owner else self.home / "logs"
+        self._backend = LocalBackend(logs, zygote=zygote, listen_host=node_ip)
         self._replicas: dict[str, Replica] = {}
         self._phases: dict[str, list[str]] = {}  # each replica's start phases, as heard while it starts
         self.models_dir = self.home / "models"

@@ -1,14 +1,16 @@
 """``RayBackend``: replicas placed on a Ray cluster by Ray's scheduler, served over TCP.
 
-Each replica first gets a lease: a tiny actor that reserves the replica's CPUs (and a GPU for a
-``cuda`` device) with ``scheduling_strategy="SPREAD"``, so Ray picks the node and an endpoint's
-replicas spread across nodes. The node the lease lands on is where that node's ``NodeAgent``
+Each replica first gets a lease: a tiny actor that reserves the replica's CPUs, memory (its
+policed memory size) and a GPU for a ``cuda`` device (placement.py) with
+``scheduling_strategy="SPREAD"``, so Ray picks the node and an endpoint's replicas spread across
+nodes; a replica that no alive node could ever hold fails at once, naming what the nodes have.
+The node the lease lands on is where that node's ``NodeAgent``
 (agent.py; one named, zero-CPU actor per node, pinned with a hard node affinity) forks the
 replica from its zygote. Stopping the replica kills its lease, which frees the reservation.
 
 The gateway reaches the replica through the same ``SocketChannel`` as locally, over TCP to the
 node's IP, so streams and cancels work unchanged. ``resources`` is synchronous and called often:
-it answers from a cache that a background task refreshes from the agents every second; the same
+it answers from a cache that a background task refreshes from the agents every half second; the same
 task copies new replica log bytes into ``<logs>/<endpoint>/<replica>.log``, where the local
 backend writes them, so ``endpoint logs`` reads them unchanged.
 
@@ -24,6 +26,7 @@ import contextlib
 import logging
 import os
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,7 +37,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from hubserve.backends.base import Replica, ReplicaHealth, ReplicaStartFailed, Resources
 from hubserve.backends.channel import SocketChannel
-from hubserve.backends.ray import models
+from hubserve.backends.ray import models, placement
 from hubserve.backends.ray.agent import NodeAgent
 from hubserve.errors import ReplicaCrashed
 from hubserve.types import Channel
@@ -43,7 +46,7 @@ from hubserve.worker.launch import ReplicaLaunch, encode_launch
 log = logging.getLogger("hubserve.backends.ray")
 
 NAMESPACE = "hubserve"
-_REFRESH_S = 1.0  # how often resources and logs are fetched from the agents
+_REFRESH_S = 0.5  # how often resources and logs are fetched from the agents (a log line lags at most this)
 _PHASE_POLL_S = 0.2  # how often a starting replica's phases are fetched from its agent
 _LOST_CODE = -9  # what wait_exit returns for a replica whose node (or agent) died
 
@@ -89,20 +92,25 @@ class RayBackend:
         self._replicas: dict[str, _RayReplica] = {}
         self._refresher: asyncio.Task[None] | None = None
         self._shipping: dict[tuple[str, str], asyncio.Lock] = {}  # (node, content hash): one copy at a time
+        # Agents are named per server: two servers on one cluster each have their own (and their own zygotes),
+        # so one server's close never stops the other's replicas.
+        self._owner = uuid.uuid4().hex[:8]
         self._warm_agents()
 
     # --- the Backend protocol ------------------------------------------------------------------
 
     async def start(self, replica_id: str, launch: ReplicaLaunch) -> Replica:
-        options: dict[str, Any] = {"num_cpus": max(1, launch.threads), "scheduling_strategy": "SPREAD"}
-        if launch.device.startswith("cuda"):
-            options["num_gpus"] = 1
-        lease: Any = self._lease_class.options(**options).remote()
+        wanted = placement.wanted(launch)
+        nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+        refusal = placement.infeasible(wanted, nodes)
+        if refusal is not None:  # Ray would keep the lease pending forever: say why instead
+            raise ReplicaStartFailed(refusal)
+        lease: Any = self._lease_class.options(**wanted.options(), scheduling_strategy="SPREAD").remote()
         try:
             node = await lease.node_id.remote()
             agent = await self._agent(node)
             node_launch = await self._with_model_on(node, agent, launch)
-            placement = await agent.start.remote(replica_id, encode_launch(node_launch))
+            where = await agent.start.remote(replica_id, encode_launch(node_launch))
         except ray.exceptions.RayError as exc:
             ray.kill(lease)
             raise ReplicaStartFailed(f"Ray could not place the replica: {exc}") from exc
@@ -111,7 +119,7 @@ class RayBackend:
         log_path.touch()
         self._replicas[replica_id] = _RayReplica(lease, agent, node, log_path)
         self._ensure_refresher()
-        return Replica(id=replica_id, launch=launch, log_location=str(log_path), placement=placement)
+        return Replica(id=replica_id, launch=launch, log_location=str(log_path), placement=where)
 
     async def wait_ready(
         self, replica: Replica, timeout: float, on_phase: Callable[[str], None] | None = None
@@ -194,7 +202,7 @@ class RayBackend:
         return ReplicaHealth.EXITED if replica.channel.closed else ReplicaHealth.READY
 
     def resources(self, replica: Replica) -> Resources | None:
-        """The figures the agents last reported (refreshed every second); None once it is gone."""
+        """The figures the agents last reported (refreshed every half second); None once it is gone."""
         state = self._replicas.get(replica.id)
         return None if state is None or state.exit_code is not None else state.resources
 
@@ -231,9 +239,9 @@ class RayBackend:
 
     def _create_agent(self, node: str, ip: str) -> Any:
         agent: Any = self._agent_class.options(
-            name=f"agent-{node}", namespace=NAMESPACE, get_if_exists=True, num_cpus=0, max_concurrency=1000,
-            scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
-        ).remote(node, ip, self._zygote)  # fmt: skip
+            name=f"agent-{self._owner}-{node}", namespace=NAMESPACE, get_if_exists=True, num_cpus=0,
+            max_concurrency=1000, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
+        ).remote(node, ip, self._zygote, self._owner)  # fmt: skip
         self._agents[node] = agent
         return agent
 
