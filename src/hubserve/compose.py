@@ -40,6 +40,7 @@ from hubserve.store.batch_jobs import BatchJobStore
 from hubserve.store.engine import open_engine
 from hubserve.store.inferences import InferenceStore
 from hubserve.store.leases import LeaseStore
+from hubserve.store.registry import RegistryStore
 from hubserve.store.sagemaker import SageMakerStore
 from hubserve.store.servers import ServerStore
 from hubserve.store.tokens import TokenStore, load_or_create_key
@@ -78,7 +79,8 @@ async def running(settings: Settings) -> AsyncIterator[Services]:
     metrics = Metrics()
     backend = build_backend(settings)
     controller = Controller(EndpointStore(engine), backend, settings, events, LeaseStore(engine),
-                            ServerStore(engine))  # endpoint leases; where each server is reached (forwarding)
+                            ServerStore(engine),  # endpoint leases; where each server is reached (forwarding)
+                            registry=RegistryStore(engine))  # registry:// sources resolve through it
     gateway = Gateway(
         controller,
         Admission(settings.max_payload_bytes),

@@ -22,7 +22,8 @@ from tests.integration.conftest import RunningServer
 # which token lacks the scope a rule needs, and which has it
 _UNDER = {"read": "invoke", "deploy": "read", "admin": "deploy", "invoke": "read", "sagemaker": "invoke"}
 _VALUES = {"name": "no-such-endpoint", "namespace": "hubserve", "job_id": "no-such-job", "token_id": "0123456789ab",
-           "inference_id": "no-such-inference", "model": "m", "path": "app.js"}  # fmt: skip
+           "inference_id": "no-such-inference", "model": "m", "path": "app.js", "group": "no-such-group",
+           "number": "1"}  # fmt: skip
 
 
 def _routes() -> list[tuple[str, str, Rule]]:

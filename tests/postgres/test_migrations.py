@@ -20,6 +20,7 @@ from tests.store.test_endpoints_store import make_spec
 
 TABLES = {
     "alembic_version", "async_inferences", "audit_log", "batch_job_files", "batch_jobs", "endpoints", "leases", "servers",
+    "model_groups", "model_versions",
     "sagemaker_endpoint_bindings", "sagemaker_endpoint_configs", "sagemaker_models", "sagemaker_tags", "tokens",
 }  # fmt: skip
 

@@ -22,6 +22,7 @@ from hubserve.api import (
     invocation,
     management,
     observability,
+    registry,
     sagemaker,
     tokens,
 )
@@ -83,6 +84,7 @@ def build_app(settings: Settings, running: Lifespan) -> FastAPI:
     app.include_router(observability.router)
     app.include_router(hf.router)  # Inference Endpoints API (/v2/endpoint/...) and /endpoints/{name}/health
     app.include_router(sagemaker.router)  # SageMaker control plane: POST / (awsJson, X-Amz-Target)
+    app.include_router(registry.router)  # the model registry: /v1/models/...
     app.include_router(tokens.router)  # scoped tokens (admin only)
     app.include_router(audit.router)  # the audit log of changes (admin only)
     app.include_router(console.router)  # web console: GET / and /console/* (no data), /v1/console/* (token)

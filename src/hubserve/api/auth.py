@@ -90,6 +90,16 @@ ROUTES: tuple[Rule, ...] = (
     Rule("POST", "/v1/endpoints/{name}/pause", "deploy"),
     Rule("POST", "/v1/endpoints/{name}/scale-to-zero", "deploy"),
     Rule("POST", "/v1/endpoints/{name}/resume", "deploy"),
+    # the model registry: reads are read; registering, deleting and approval (which rolls endpoints that
+    # follow latest-approved, so it deploys) are deploy
+    Rule("GET", "/v1/models", "read"),
+    Rule("GET", "/v1/models/{group}/versions", "read"),
+    Rule("GET", "/v1/models/{group}/versions/{number}", "read"),
+    Rule("POST", "/v1/models/{group}/versions", "deploy"),
+    Rule("POST", "/v1/models/{group}/versions/{number}/approve", "deploy", why="approval rolls latest-approved endpoints"),
+    Rule("POST", "/v1/models/{group}/versions/{number}/reject", "deploy"),
+    Rule("PATCH", "/v1/models/{group}/versions/{number}", "deploy", why="changes the approval status"),
+    Rule("DELETE", "/v1/models/{group}/versions/{number}", "deploy"),
     Rule("POST", "/v1/batch-jobs", "deploy"),
     Rule("POST", "/v1/batch-jobs/{job_id}/stop", "deploy"),
     Rule("POST", "/v1/batch-jobs/{job_id}/start", "deploy"),

@@ -27,6 +27,7 @@ from hubserve.spec import (
     redacted,
 )
 from hubserve.store import EndpointRecord
+from hubserve.store import registry as model_registry
 
 router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 
@@ -63,6 +64,7 @@ def describe_record(services: Services, record: EndpointRecord, live: EndpointLi
         "cold_starts": traffic.cold_starts if traffic else 0,
         "throttles": traffic.throttles if traffic else 0,
         "model_setup_ms": _setup_summary(live),
+        "model_version": services.controller.running_version(record.name),  # registry:// sources: which one runs
         "notes": record.notes,
         "created_at": record.created_at.isoformat(),
         "updated_at": record.updated_at.isoformat(),
@@ -88,7 +90,8 @@ def _base_url(request: Request) -> str:
     return settings.public_base_url
 
 
-def prepare(spec: EndpointSpec, settings: Settings) -> tuple[EndpointSpec, list[str]]:
+def prepare(spec: EndpointSpec, settings: Settings,
+            registry: model_registry.RegistryStore | None = None) -> tuple[EndpointSpec, list[str]]:  # fmt: skip
     """Check what can be checked before accepting a spec: the folder, the task, custom code."""
     from hubserve.models.custom import find_custom_code
     from hubserve.models.task_inference import infer_task
@@ -99,6 +102,8 @@ def prepare(spec: EndpointSpec, settings: Settings) -> tuple[EndpointSpec, list[
     compute = spec.compute
     if isinstance(compute, DedicatedCompute) and INSTANCE_SIZES[compute.instance]["accelerator"] == "gpu" and not _has_gpu():
         raise fail("compute.instance", f"'{compute.instance}' needs an NVIDIA GPU and this machine has none; use a cpu-* size")
+    if model_registry.is_ref(spec.model.source):
+        return _prepare_registry(spec, registry), _weights_notes(spec)
     if not sources.is_local(spec.model.source):
         try:
             sources.validate_hub_id(spec.model.source)
@@ -128,6 +133,31 @@ def prepare(spec: EndpointSpec, settings: Settings) -> tuple[EndpointSpec, list[
     return spec, notes + _weights_notes(spec)
 
 
+def _prepare_registry(spec: EndpointSpec, registry: model_registry.RegistryStore | None) -> EndpointSpec:
+    """A ``registry://`` source: the version must exist (and not be Rejected); ``latest-approved`` is pinned in
+    ``model.revision`` to the version it resolves to now, so approving a newer one is a spec change (a roll-out)."""
+
+    def fail(field: str, message: str) -> SpecError:
+        return SpecError(f"The endpoint spec is invalid: {field}: {message}", details=[{"field": field, "message": message}])
+
+    if registry is None:
+        raise fail("model.source", "this server has no model registry")
+    try:
+        _, number = model_registry.parse_ref(spec.model.source)
+        if number is not None and spec.model.revision is not None:
+            raise fail("model.revision", "a registry://GROUP/N source names its version; remove revision")
+        version = model_registry.find(registry, spec.model.source)
+    except model_registry.RegistryError as exc:
+        raise fail("model.source", str(exc)) from None
+    if version.source_kind == "uri":
+        raise fail("model.source", f"{version.uri} is a URI ({version.source}), recorded only: "
+                                   "register a local folder or a Hub id to deploy it")  # fmt: skip
+    update: dict[str, object] = {"task": spec.model.task or version.task}
+    if number is None:
+        update["revision"] = str(version.number)
+    return spec.model_copy(update={"model": spec.model.model_copy(update=update)})
+
+
 def _weights_notes(spec: EndpointSpec) -> list[str]:
     """Say so when the user chose to serve weights transformers may have initialised at random."""
     if not spec.model.allow_missing_weights:
@@ -147,7 +177,7 @@ def _has_gpu() -> bool:
 @router.post("", status_code=201, summary="Create an endpoint")
 async def create_endpoint(request: Request, services: ServicesDep, spec: EndpointSpec) -> JSONResponse:
     spec = _kept(spec, spec.model_copy(update={"secrets": {}}), sent=True)  # a redacted value has nothing to keep
-    spec, notes = prepare(spec, services.settings)
+    spec, notes = prepare(spec, services.settings, services.controller.registry)
     try:
         services.controller.create(spec, notes)
     except KeyError:
@@ -167,7 +197,7 @@ async def get_endpoint(request: Request, services: ServicesDep, name: str) -> di
 
 
 def _apply_update(request: Request, services: Services, spec: EndpointSpec) -> dict[str, Any]:
-    spec, notes = prepare(spec, services.settings)
+    spec, notes = prepare(spec, services.settings, services.controller.registry)
     services.controller.update(spec, notes)
     return describe(services, spec.name, _base_url(request))
 

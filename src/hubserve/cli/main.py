@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from hubserve import __version__
-from hubserve.cli import async_cmd, batch, endpoint, observe, token
+from hubserve.cli import async_cmd, batch, endpoint, model, observe, token
 from hubserve.cli.apply import apply, export, plan
 from hubserve.cli.audit import audit
 from hubserve.cli.bench import bench
@@ -60,6 +60,7 @@ app.add_typer(endpoint.app, name="endpoint")
 app.add_typer(async_cmd.app, name="async")
 app.add_typer(batch.app, name="batch")
 app.add_typer(token.app, name="token")
+app.add_typer(model.app, name="model")
 app.command("audit")(audit)
 app.command("invoke")(invoke)
 app.command("serve")(serve)

@@ -24,7 +24,8 @@ from hubserve.errors import EndpointNotFound, ModelNotReady, ReplicaCrashed
 from hubserve.logs import EventLog
 from hubserve.settings import Settings
 from hubserve.spec import EndpointSpec, EndpointState, device_for, vcpus_for
-from hubserve.store import EndpointRecord, EndpointStore
+from hubserve.store import EndpointRecord, EndpointStore, artifacts
+from hubserve.store import registry as model_registry
 from hubserve.store.leases import LeaseStore
 from hubserve.store.servers import ServerStore
 from hubserve.types import Channel
@@ -35,10 +36,14 @@ class Controller:
     """Owns every endpoint's replicas through the reconciler; the gateway routes from its live states."""
 
     def __init__(self, store: EndpointStore, backend: Backend, settings: Settings, events: EventLog,
-                 leases: LeaseStore | None = None, servers: ServerStore | None = None) -> None:  # fmt: skip
+                 leases: LeaseStore | None = None, servers: ServerStore | None = None,
+                 registry: model_registry.RegistryStore | None = None) -> None:  # fmt: skip
         """``leases``: the store's endpoint leases, so several servers share it; None: this server holds all.
-        ``servers``: where this server records the URL the others forward invocations to (``advertise_url``)."""
+        ``servers``: where this server records the URL the others forward invocations to (``advertise_url``).
+        ``registry``: the model registry that ``registry://`` sources resolve through (None: no registry)."""
         self._store = store
+        self.registry = registry
+        self._running_versions: dict[str, str] = {}  # endpoint -> the registry version its last launch ran
         self._backend = backend
         self._settings = settings
         self._machine_cores = os.cpu_count() or 1
@@ -336,16 +341,94 @@ class Controller:
 
     # --- what a replica is started with ------------------------------------------------------
 
+    # --- the model registry ---------------------------------------------------------------------
+
+    def registry_version(self, spec: EndpointSpec) -> model_registry.ModelVersion | None:
+        """The registry version a ``registry://`` spec runs (None for other sources); RegistryError if none can."""
+        if not model_registry.is_ref(spec.model.source):
+            return None
+        if self.registry is None:
+            raise model_registry.RegistryError("this server has no model registry; registry:// sources cannot be used")
+        return model_registry.find(self.registry, spec.model.source, spec.model.revision)
+
+    def running_version(self, name: str) -> str | None:
+        """``registry://g/N (sha256 ...)``: the version this endpoint's replicas were last started from."""
+        return self._running_versions.get(name)
+
+    def users_of(self, group: str, number: int | None = None) -> builtins.list[str]:
+        """Endpoints whose source is a version of ``group`` (``number``: that version, pinned or followed)."""
+        users = []
+        for record in self._store.list():
+            model = record.spec.model
+            if not model_registry.is_ref(model.source):
+                continue
+            try:
+                ref_group, ref_number = model_registry.parse_ref(model.source)
+            except model_registry.RegistryError:
+                continue
+            revision = model.revision or ""
+            pinned = ref_number if ref_number is not None else (int(revision) if revision.isdigit() else None)
+            if ref_group == group and (number is None or pinned == number):
+                users.append(record.name)
+        return users
+
+    def follow_approval(self, group: str) -> builtins.list[str]:
+        """Roll every endpoint that follows ``registry://group/latest-approved`` to the newest Approved version.
+
+        Each goes through ``update`` (the usual rolling update: the old replicas serve until a new one is
+        ready); returns the endpoints that were rolled.
+        """
+        latest = self.registry.latest_approved(group) if self.registry is not None else None
+        if latest is None:
+            return []
+        rolled = []
+        for record in self._store.list():
+            model = record.spec.model
+            if model.source != f"{model_registry.SCHEME}{group}/{model_registry.LATEST}" or model.revision == str(latest.number):
+                continue
+            spec = record.spec.model_copy(update={"model": model.model_copy(update={"revision": str(latest.number)})})
+            self.events.event(record.name, f"{latest.uri} approved: rolling to it")
+            self.update(spec, record.notes)
+            rolled.append(record.name)
+        return rolled
+
+    def _registry_launch(self, spec: EndpointSpec) -> tuple[str, str | None, str | None, builtins.list[str]]:
+        """(source, revision, task, extra allowed roots) of a replica of a ``registry://`` spec, files verified."""
+        version = self.registry_version(spec)
+        assert version is not None
+        task = spec.model.task or version.task
+        launch: tuple[str, str | None, str | None, builtins.list[str]]
+        if version.source_kind == "folder":
+            assert version.sha256 is not None
+            root = self._settings.home_dir / "registry"
+            folder = artifacts.verified(root, version.sha256, version.uri)
+            running, launch = f"{version.uri} (sha256 {version.sha256})", (str(folder), None, task, [str(root)])
+        else:
+            running, launch = f"{version.uri} ({version.source}{'@' + version.revision if version.revision else ''})", (
+                version.source, version.revision, task, [])
+        if self._running_versions.get(spec.name) != running:
+            self._running_versions[spec.name] = running
+            self.events.event(spec.name, f"running {running}")
+        return launch
+
     def launch_for(self, spec: EndpointSpec) -> ReplicaLaunch:
-        """The one structure a replica of ``spec`` starts from; the replica resolves the model itself."""
+        """The one structure a replica of ``spec`` starts from; the replica resolves the model itself.
+
+        A ``registry://`` source becomes the version's verified folder (or its Hub id and revision) here.
+        """
         settings = self._settings
         s3 = {"s3": {"endpoint_url": settings.s3_endpoint_url}} if settings.s3_endpoint_url else {}
+        source, revision, task = spec.model.source, spec.model.revision, spec.model.task
+        roots = [str(root) for root in settings.allowed_model_roots]
+        if model_registry.is_ref(source):
+            source, revision, task, extra = self._registry_launch(spec)
+            roots = [*roots, *extra] if roots else roots
         return ReplicaLaunch(
             endpoint=spec.name,
-            source=spec.model.source,
-            revision=spec.model.revision,
-            task=spec.model.task,
-            allowed_roots=[str(root) for root in settings.allowed_model_roots],
+            source=source,
+            revision=revision,
+            task=task,
+            allowed_roots=roots,
             hub_cache=_optional_path(settings.hub_cache),
             custom_code=spec.custom_code,
             dtype=spec.model.dtype,

@@ -205,6 +205,32 @@ class AsyncClient:
                 raise ClientError(f"async inference {inference_id} is still {inference.get('status')} after {timeout:g}s")
             await asyncio.sleep(min(interval, remaining))
 
+    # the model registry -----------------------------------------------------------
+    async def register_model(self, group: str, source: str, *, revision: str | None = None, task: str | None = None,
+                             metrics: dict[str, Any] | None = None, description: str | None = None) -> dict[str, Any]:  # fmt: skip
+        """Register the group's next version from a local folder (copied into the registry), a Hub id or a URI."""
+        call = http.register_model(group, source, revision=revision, task=task, metrics=metrics, description=description)
+        return await self._call(call)  # type: ignore[no-any-return]
+
+    async def list_model_groups(self) -> list[dict[str, Any]]:
+        return http.items(await self._call(http.list_model_groups()))
+
+    async def list_model_versions(self, group: str) -> list[dict[str, Any]]:
+        return http.items(await self._call(http.list_model_versions(group)))
+
+    async def get_model_version(self, group: str, version: int) -> dict[str, Any]:
+        return await self._call(http.model_version(group, version))  # type: ignore[no-any-return]
+
+    async def approve_model_version(self, group: str, version: int) -> dict[str, Any]:
+        """Approve a version; endpoints that follow ``registry://group/latest-approved`` roll to it."""
+        return await self._call(http.model_version(group, version, "approve"))  # type: ignore[no-any-return]
+
+    async def reject_model_version(self, group: str, version: int) -> dict[str, Any]:
+        return await self._call(http.model_version(group, version, "reject"))  # type: ignore[no-any-return]
+
+    async def delete_model_version(self, group: str, version: int) -> dict[str, Any]:
+        return await self._call(http.model_version(group, version, "delete"))  # type: ignore[no-any-return]
+
     # tokens and the audit log (admin scope) ---------------------------------------
     async def create_token(
         self, name: str, scopes: Iterable[str], endpoints: Iterable[str] | None = None

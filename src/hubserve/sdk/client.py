@@ -289,6 +289,35 @@ class Client:
                 raise ClientError(f"batch job {job_id} is still {job.get('status')} after {timeout:g}s")
             time.sleep(interval)
 
+    # the model registry -----------------------------------------------------------
+    def register_model(self, group: str, source: str, *, revision: str | None = None, task: str | None = None,
+                       metrics: dict[str, Any] | None = None, description: str | None = None) -> dict[str, Any]:  # fmt: skip
+        """Register the group's next version from a local folder (copied into the registry), a Hub id or a URI."""
+        call = http.register_model(group, source, revision=revision, task=task, metrics=metrics, description=description)
+        return self._call(call)  # type: ignore[no-any-return]
+
+    def list_model_groups(self) -> list[dict[str, Any]]:
+        """Model groups: name, how many versions, the latest Approved one."""
+        return http.items(self._call(http.list_model_groups()))
+
+    def list_model_versions(self, group: str) -> list[dict[str, Any]]:
+        return http.items(self._call(http.list_model_versions(group)))
+
+    def get_model_version(self, group: str, version: int) -> dict[str, Any]:
+        """A version's record: source, task, metrics, sha256, approval status and the endpoints that run it."""
+        return self._call(http.model_version(group, version))  # type: ignore[no-any-return]
+
+    def approve_model_version(self, group: str, version: int) -> dict[str, Any]:
+        """Approve a version; endpoints that follow ``registry://group/latest-approved`` roll to it."""
+        return self._call(http.model_version(group, version, "approve"))  # type: ignore[no-any-return]
+
+    def reject_model_version(self, group: str, version: int) -> dict[str, Any]:
+        return self._call(http.model_version(group, version, "reject"))  # type: ignore[no-any-return]
+
+    def delete_model_version(self, group: str, version: int) -> dict[str, Any]:
+        """Delete a version no endpoint uses (a conflict error names the endpoints that do)."""
+        return self._call(http.model_version(group, version, "delete"))  # type: ignore[no-any-return]
+
     # tokens and the audit log (admin scope) ---------------------------------------
     def create_token(self, name: str, scopes: Iterable[str], endpoints: Iterable[str] | None = None) -> dict[str, Any]:
         """A new scoped token: its record plus ``token``, the secret shown this once (keep it)."""

@@ -296,6 +296,34 @@ def token(token_id: str, revoke: bool = False) -> Call:
     return Call("DELETE" if revoke else "GET", f"/v1/tokens/{quote(token_id, safe='')}")
 
 
+def _model_path(group: str, version: int | None = None) -> str:
+    path = f"/v1/models/{quote(group, safe='')}/versions"
+    return path if version is None else f"{path}/{int(version)}"
+
+
+def register_model(group: str, source: str, *, revision: str | None = None, task: str | None = None,
+                   metrics: Mapping[str, Any] | None = None, description: str | None = None) -> Call:  # fmt: skip
+    body: dict[str, Any] = {"source": source, "revision": revision, "task": task, "description": description,
+                            "metrics": dict(metrics) if metrics is not None else None}  # fmt: skip
+    return Call("POST", _model_path(group), json={k: v for k, v in body.items() if v is not None})
+
+
+def list_model_groups() -> Call:
+    return Call("GET", "/v1/models")
+
+
+def list_model_versions(group: str) -> Call:
+    return Call("GET", _model_path(group))
+
+
+def model_version(group: str, version: int, action: Literal["", "approve", "reject", "delete"] = "") -> Call:
+    """Describe a version, or approve, reject or delete it."""
+    path = _model_path(group, version)
+    if action == "delete":
+        return Call("DELETE", path)
+    return Call("POST", f"{path}/{action}") if action else Call("GET", path)
+
+
 def audit(limit: int, since: str | None, endpoint: str | None) -> Call:
     params: dict[str, Any] = {"limit": limit}
     if since is not None:

@@ -6,11 +6,13 @@ import { renderCreate } from "./pages/create.js";
 import { renderEndpoint } from "./pages/endpoint.js";
 import { renderPlayground } from "./pages/playground.js";
 import { renderAudit, renderTokens } from "./pages/tokens.js";
+import { renderModels } from "./pages/models.js";
 
 const ROUTES = [
   [/^#?\/?$/, renderList],
   [/^#\/create$/, renderCreate],
   [/^#\/tokens$/, renderTokens],
+  [/^#\/models$/, renderModels],
   [/^#\/audit$/, renderAudit],
   [/^#\/endpoints\/([a-z0-9-]+)\/playground$/, renderPlayground],
   [/^#\/endpoints\/([a-z0-9-]+)$/, renderEndpoint],
