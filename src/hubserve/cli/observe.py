@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from typing import Annotated, Any
@@ -126,6 +127,15 @@ SourceOption = Annotated[
 ]
 
 
+LATE_S = 10.0  # how late a line may reach the server and still be printed by --follow
+
+
+def _before(stamp: str, seconds: float) -> str:
+    """The log time ``seconds`` before ``stamp`` (both as the server writes them: ISO, UTC, milliseconds, Z)."""
+    moment = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")) - dt.timedelta(seconds=seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 @cli_errors
 def logs(
     ctx: typer.Context,
@@ -153,9 +163,12 @@ def logs(
             if not follow:
                 return
             boundary = page.get("next_since")
-            printed = {key for key in printed if key[0] == boundary}
+            # Ask again from LATE_S before the newest line: a replica's line can reach the server after newer
+            # lines (on Ray, log bytes are copied from the nodes every 0.5 s), stamped with its own earlier time.
+            since_again = _before(boundary, LATE_S) if boundary else boundary
+            printed = {key for key in printed if since_again is None or key[0] >= since_again}
             try:
                 time.sleep(1.0)
             except KeyboardInterrupt:
                 return
-            page = client.get_logs(name, since=boundary, tail=10_000, source=source)
+            page = client.get_logs(name, since=since_again, tail=10_000, source=source)
