@@ -30,7 +30,8 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-import httpx
+import aiohttp
+from multidict import CIMultiDict
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -54,7 +55,10 @@ _PREFIX = "/endpoints/"
 _HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade"})
 _NOT_SENT = _HOP | {b"expect"}  # this server answered the caller's 100-continue already
 _NOT_BACK = _HOP | {b"date", b"server"}  # this server's uvicorn writes its own
-_TIMEOUT = httpx.Timeout(connect=3.0, read=None, write=None, pool=10.0)  # the holder bounds the invocation itself
+# The holder bounds the invocation itself; only reaching it is bounded here.
+_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10.0, sock_connect=3.0)
+# A bare request: none of the client's default headers (User-Agent, Accept...) is added to the caller's.
+_NO_DEFAULTS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 
 
 class HolderUnreachable(ColdStartTimeout):
@@ -70,7 +74,7 @@ class Forwarding:
 
     def __init__(self, app: ASGIApp) -> None:
         self._app = app
-        self._client: httpx.AsyncClient | None = None  # one pooled client, opened at the first forward
+        self._client: aiohttp.ClientSession | None = None  # one pooled session, opened at the first forward
         self._known: dict[str, tuple[float, Holder]] = {}  # endpoint -> (until, its holder elsewhere)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -107,7 +111,7 @@ class Forwarding:
             message = await receive()
             if message["type"] == "lifespan.shutdown" and self._client is not None:
                 client, self._client = self._client, None
-                await client.aclose()
+                await client.close()
             return message
 
         return closing
@@ -116,9 +120,10 @@ class Forwarding:
         """Relay the request to ``holder`` and its answer back; the caller's hang-up cancels both."""
         assert holder.url is not None
         if self._client is None:
-            self._client = httpx.AsyncClient(
-                timeout=_TIMEOUT, trust_env=False, limits=httpx.Limits(max_connections=None, max_keepalive_connections=64)
-            )  # fmt: skip
+            # auto_decompress off: the holder's bytes go back as they are, with their own Content-Encoding
+            connector = aiohttp.TCPConnector(limit=0)
+            self._client = aiohttp.ClientSession(connector=connector, timeout=_TIMEOUT, auto_decompress=False,
+                                                 skip_auto_headers=_NO_DEFAULTS, trust_env=False)  # fmt: skip
         request, body_read = _request(holder.url, me, scope, receive)
         relay = asyncio.ensure_future(self._relay(self._client, request, holder, scope, receive, send))
         watch = asyncio.ensure_future(_hang_up(receive, body_read))
@@ -131,30 +136,33 @@ class Forwarding:
         if relay in done and not relay.cancelled():
             relay.result()  # a bug raises here, as it would in a route
 
-    async def _relay(self, client: httpx.AsyncClient, request: httpx.Request, holder: Holder, scope: Scope,
+    async def _relay(self, client: aiohttp.ClientSession, request: _Request, holder: Holder, scope: Scope,
                      receive: Receive, send: Send) -> None:  # fmt: skip
         name = scope["path"][len(_PREFIX) :].partition("/")[0]
         try:
-            response = await client.send(request, stream=True)
+            response = await client.request(request.method, request.url, headers=request.headers, data=request.body,
+                                            allow_redirects=False, compress=None)  # fmt: skip
         except _ClientGone:
             return
-        except httpx.TransportError as error:
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+            if request.gone.is_set():  # the caller hung up while its body was being sent: nobody to answer
+                return
             self._known.pop(name, None)
             log.warning("forwarding %s %s to server %s at %s failed: %r", scope["method"], scope["path"],
                         holder.server, holder.url, error)  # fmt: skip
             await _unreachable(holder, name, error, scope)(scope, receive, send)
             return
         try:
-            headers = [(key, value) for key, value in response.headers.raw if key.lower() not in _NOT_BACK]
-            await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-            async for chunk in response.aiter_raw():
+            headers = [(key.lower(), value) for key, value in response.raw_headers if key.lower() not in _NOT_BACK]
+            await send({"type": "http.response.start", "status": response.status, "headers": headers})
+            async for chunk in response.content.iter_any():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except httpx.TransportError as error:  # the holder went away mid-answer: the caller's answer is cut too
+        except (aiohttp.ClientError, OSError) as error:  # the holder went away mid-answer: the caller's answer is cut too
             log.warning("the answer of server %s to %s %s broke off: %r", holder.server, scope["method"],
                         scope["path"], error)  # fmt: skip
         finally:
-            await response.aclose()
+            response.release()
 
 
 def _from_the_store(scope: Scope) -> bool:
@@ -166,31 +174,44 @@ def _was_forwarded(scope: Scope) -> bool:
     return any(key == _FORWARDED_BY for key, _ in scope["headers"])
 
 
-def _request(base_url: str, me: str, scope: Scope, receive: Receive) -> tuple[httpx.Request, asyncio.Event]:
+class _Request:
+    """The caller's request, addressed to the holder; ``gone`` is set if the caller hangs up mid-body."""
+
+    __slots__ = ("method", "url", "headers", "body", "gone")
+
+    def __init__(self, method: str, url: str, headers: CIMultiDict[str], body: AsyncIterator[bytes] | None) -> None:
+        self.method, self.url, self.headers, self.body = method, url, headers, body
+        self.gone = asyncio.Event()
+
+
+def _request(base_url: str, me: str, scope: Scope, receive: Receive) -> tuple[_Request, asyncio.Event]:
     """The caller's request, addressed to the holder, and the event set once its body has been read.
 
-    The body streams from ``receive`` as httpx sends it.
-
-    Built as a bare ``httpx.Request`` so no client default (Accept, User-Agent...) is added.
+    The body streams from ``receive`` as the client sends it; no client default header is added.
     """
     path = scope.get("raw_path") or scope["path"].encode()
     query = scope.get("query_string", b"")
     url = base_url + path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
-    headers = [(key, value) for key, value in scope["headers"] if key not in _NOT_SENT]
-    headers.append((_FORWARDED_BY, me.encode()))
+    headers: CIMultiDict[str] = CIMultiDict(
+        (key.decode("latin-1"), value.decode("latin-1")) for key, value in scope["headers"] if key not in _NOT_SENT
+    )
+    headers[FORWARDED_BY] = me
     has_body = any(key in (b"content-length", b"transfer-encoding") for key, _ in scope["headers"])
     body_read = asyncio.Event()
-    content = _body(receive, body_read) if has_body else None
-    if content is None:
+    request = _Request(scope["method"], url, headers, None)
+    if has_body:
+        request.body = _body(receive, body_read, request.gone)
+    else:
         body_read.set()
-    return httpx.Request(scope["method"], url, headers=headers, content=content), body_read
+    return request, body_read
 
 
-async def _body(receive: Receive, body_read: asyncio.Event) -> AsyncIterator[bytes]:
-    """The caller's body as it arrives; sets ``body_read`` after its last part."""
+async def _body(receive: Receive, body_read: asyncio.Event, gone: asyncio.Event) -> AsyncIterator[bytes]:
+    """The caller's body as it arrives; sets ``body_read`` after its last part (``gone`` if it hangs up)."""
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
+            gone.set()
             raise _ClientGone
         chunk = message.get("body", b"")
         if chunk:
