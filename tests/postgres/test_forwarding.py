@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import time
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from botocore.exceptions import ClientError
 from hubserve.api.forwarding import RETRY_AFTER_S
 from tests.integration.conftest import RunningServer, stop_server, wait_for_state
 from tests.integration.generation_endpoints import CAP, build_llama_chat, wait_until_nothing_in_flight
+from tests.postgres.conftest import fresh_database
 from tests.postgres.test_servers_on_postgres import serve_on
 
 CLASSIFY, GENERATE = "fwd-classify", "fwd-generate"
@@ -44,14 +44,8 @@ class Pair:
 @pytest.fixture(scope="module")
 def module_pg_url(postgres_url: str) -> Iterator[str]:
     """A new database on the session's server, for this module's pair of servers."""
-    name = f"t_{secrets.token_hex(6)}"
-    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield postgres_url.rsplit("/", 1)[0] + f"/{name}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_database(postgres_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
