@@ -68,6 +68,10 @@ class FakeChannel:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def holding(self) -> frozenset[str]:
+        return frozenset()
+
     async def call(self, invocation: Invocation) -> Reply:
         failure: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
 

@@ -8,6 +8,7 @@
     ├── NotFound                      404 (a token or other named thing that does not exist)
     ├── EndpointNotFound              404
     ├── InferenceNotFound             404 (no async inference of that id)
+    ├── TargetModelNotFound           404 (a multi-model endpoint has no model of that name)
     ├── EndpointExists                409
     ├── BatchJobNotFound              404
     ├── BatchJobConflict              409 (stop a finished job, start a running one)
@@ -110,6 +111,13 @@ class InferenceNotFound(HubserveError):
         )
 
 
+class TargetModelNotFound(HubserveError):
+    """A multi-model endpoint was asked for a model its source does not hold."""
+
+    status = 404
+    type = "TargetModelNotFound"
+
+
 class EndpointExists(HubserveError):
     status = 409
     type = "EndpointExists"
@@ -199,7 +207,8 @@ class ClientClosed(HubserveError):
 
 ERROR_TYPES: dict[str, type[HubserveError]] = {
     cls.type: cls
-    for cls in (ValidationError, GenerationLimitExceeded, ModelError, ModelNotReady, ReplicaCrashed, Throttled, PayloadTooLarge, InvocationTimeout)
+    for cls in (ValidationError, GenerationLimitExceeded, ModelError, ModelNotReady, ReplicaCrashed, Throttled, PayloadTooLarge,
+                InvocationTimeout, TargetModelNotFound)
 }
 
 

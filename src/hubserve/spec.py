@@ -129,6 +129,18 @@ class ModelSpec(_Strict):
         description="Serve even when the checkpoint lacks weights of the task's model (its head), which "
         "transformers then initialises at random; off, such a deployment fails naming the missing weights.",
     )
+    multi_model: bool = Field(
+        default=False,
+        description="A multi-model endpoint: source is a folder of model folders (SageMaker's MultiModel mode). "
+        "A request names its model (TargetModel, X-Amzn-SageMaker-Target-Model, /endpoints/{name}/models/{model}); "
+        "each loads on its first call and stays loaded while models_memory_mb allows, least recently used "
+        "unloaded first. Models added to the folder are served without redeploying.",
+    )
+    models_memory_mb: Annotated[int, _Between(64, 1_048_576)] | None = Field(
+        default=None,
+        description="Multi-model endpoints: the memory (MB) one replica fills with loaded models; default: the "
+        "endpoint's memory size less what the replica holds with none loaded, less 10% headroom.",
+    )
 
     @field_validator("revision")
     @classmethod
@@ -150,6 +162,12 @@ class ModelSpec(_Strict):
     @classmethod
     def _known_task(cls, value: str | None) -> str | None:
         return None if value is None else normalize_task(value)
+
+    @model_validator(mode="after")
+    def _memory_for_many(self) -> ModelSpec:
+        if self.models_memory_mb is not None and not self.multi_model:
+            raise ValueError("models_memory_mb applies to multi-model endpoints only; set multi_model: true or remove it")
+        return self
 
 
 class ServerlessCompute(_Strict):

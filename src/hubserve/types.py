@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import Set as AbstractSet
 from typing import Literal, Protocol
 
 import msgspec
@@ -46,6 +47,8 @@ class Invocation:
     # Whether the client has left (a sync HTTP route's ``request.is_disconnected``): the gateway's one
     # sweeper asks it while the invocation runs and, once gone, cancels it and frees its slot. None: not asked.
     client_gone: Callable[[], Awaitable[bool]] | None = None
+    # A multi-model endpoint: which of its models answers (TargetModel, /endpoints/{name}/models/{model}).
+    target_model: str = ""
 
     @property
     def size(self) -> int:
@@ -109,6 +112,11 @@ class Channel(Protocol):
 
     @property
     def closed(self) -> bool: ...
+
+    @property
+    def holding(self) -> AbstractSet[str]:
+        """The models a multi-model replica has loaded or is loading (routing prefers it for them); else empty."""
+        ...
 
     async def call(self, invocation: Invocation) -> Reply:
         """Send one invocation and wait for its one answer; cancelling the caller cancels it in the replica."""

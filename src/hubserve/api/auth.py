@@ -73,6 +73,7 @@ ROUTES: tuple[Rule, ...] = (
     Rule("GET", "/v1/endpoints", "read"),
     Rule("GET", "/v1/endpoints/{name}", "read"),
     Rule("GET", "/v1/endpoints/{name}/metrics", "read"),
+    Rule("GET", "/v1/endpoints/{name}/models", "read", why="a multi-model endpoint's models"),
     Rule("GET", "/v1/endpoints/{name}/logs", "read"),
     Rule("GET", "/v1/endpoints/{name}/cost", "read"),
     Rule("GET", "/metrics", "read"),
@@ -118,6 +119,7 @@ ROUTES: tuple[Rule, ...] = (
     Rule("GET", "/v1/audit", "admin"),
     # invocation: invoke, and the endpoint's visibility
     Rule("POST", _E, "invoke", "hf", why="Hugging Face toolkit shape"),
+    Rule("POST", f"{_E}/models/{{model}}", "invoke", "hf", why="one model of a multi-model endpoint"),
     Rule("POST", f"{_E}/invocations", "invoke", "sagemaker", why="SageMaker InvokeEndpoint"),
     Rule("POST", f"{_E}/invocations-response-stream", "invoke", "sagemaker", why="SageMaker response stream"),
     Rule("POST", f"{_E}/async-invocations", "invoke", "sagemaker", why="SageMaker InvokeEndpointAsync"),

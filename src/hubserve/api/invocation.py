@@ -48,6 +48,7 @@ _INVOKE_DOC = {
     }
 }
 EVENT_STREAM = "text/event-stream"
+TARGET_MODEL_HEADER = "x-amzn-sagemaker-target-model"  # boto3's invoke_endpoint(TargetModel=...)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -68,7 +69,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     return body
 
 
-def _invocation(request: Request, name: str, body: bytes, received: float) -> Invocation:
+def _invocation(request: Request, name: str, body: bytes, received: float, target: str | None = None) -> Invocation:
     headers = request.headers
     accept = headers.get("accept", "application/json")
     stream = accept.startswith(EVENT_STREAM)
@@ -77,6 +78,7 @@ def _invocation(request: Request, name: str, body: bytes, received: float) -> In
         accept="application/json" if stream else accept,  # each part is JSON; the event framing is the route's
         stream=stream, path=request.scope["path"], received=received,  # not request.url: it parses
         client_gone=request.is_disconnected,  # a client that hangs up frees its slot at once
+        target_model=headers.get(TARGET_MODEL_HEADER, "") if target is None else target,  # multi-model endpoints
     )  # fmt: skip
 
 
@@ -109,11 +111,24 @@ _STREAM_ASKED = 'Accept: text/event-stream and "stream": true'
 
 @router.post("/endpoints/{name}", summary="Invoke (Hugging Face inference toolkit shape)", openapi_extra=_INVOKE_DOC)
 async def invoke_hf(request: Request, name: str) -> Response:
+    return await _invoke_hf(request, name, None)
+
+
+@router.post(
+    "/endpoints/{name}/models/{model}",
+    summary="Invoke one model of a multi-model endpoint (Hugging Face inference toolkit shape)",
+    openapi_extra=_INVOKE_DOC,
+)
+async def invoke_hf_model(request: Request, name: str, model: str) -> Response:
+    return await _invoke_hf(request, name, model)
+
+
+async def _invoke_hf(request: Request, name: str, target: str | None) -> Response:
     received = time.perf_counter()
     gateway = deps.gateway(request)
     try:
         body = await read_body(request, deps.settings(request).max_payload_bytes)
-        invocation = _invocation(request, name, body, received)
+        invocation = _invocation(request, name, body, received, target)
         found = neutral.deployed(request, name)  # one look at the endpoint: may it stream, does it generate
         if invocation.stream or _asks_for_stream(body):
             _refuse_unless_streams(found, name, _STREAM_ASKED)

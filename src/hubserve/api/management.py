@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 import statistics
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pydantic
@@ -12,8 +14,9 @@ from fastapi.responses import JSONResponse
 
 from hubserve.api.deps import ServicesDep
 from hubserve.api.errors import spec_error
+from hubserve.control import multi_model
 from hubserve.control.live import EndpointLive
-from hubserve.errors import EndpointExists, SpecError
+from hubserve.errors import EndpointExists, EndpointNotFound, SpecError, ValidationError
 from hubserve.models import sources
 from hubserve.services import Services
 from hubserve.settings import Settings
@@ -102,6 +105,8 @@ def prepare(spec: EndpointSpec, settings: Settings,
     compute = spec.compute
     if isinstance(compute, DedicatedCompute) and INSTANCE_SIZES[compute.instance]["accelerator"] == "gpu" and not _has_gpu():
         raise fail("compute.instance", f"'{compute.instance}' needs an NVIDIA GPU and this machine has none; use a cpu-* size")
+    if spec.model.multi_model:
+        return spec, _prepare_multi_model(spec, settings, fail)
     if model_registry.is_ref(spec.model.source):
         return _prepare_registry(spec, registry), _weights_notes(spec)
     if not sources.is_local(spec.model.source):
@@ -131,6 +136,25 @@ def prepare(spec: EndpointSpec, settings: Settings,
     else:
         notes = []
     return spec, notes + _weights_notes(spec)
+
+
+def _prepare_multi_model(spec: EndpointSpec, settings: Settings, fail: Callable[[str, str], SpecError]) -> list[str]:
+    """A multi-model source is a local folder (inside the model roots) of model folders; each model is checked
+    when it is first called, since models come and go without a redeploy."""
+    if not sources.is_local(spec.model.source):
+        raise fail("model.source", "a multi-model endpoint's source must be a local folder of model folders "
+                   "(start it with / or ./)")  # fmt: skip
+    if spec.model.revision is not None:
+        raise fail("model.revision", "revision applies to Hub repo ids only; remove it for a local folder")
+    root = Path(spec.model.source.removeprefix("file://")).expanduser().resolve()
+    roots = [Path(allowed).expanduser().resolve() for allowed in settings.allowed_model_roots]
+    if roots and not any(root == allowed or allowed in root.parents for allowed in roots):
+        raise fail("model.source", f"model folder '{root}' is outside the allowed model roots ({', '.join(map(str, roots))})")
+    if not root.is_dir():
+        raise fail("model.source", f"model folder '{root}' does not exist or is not a folder")
+    names = sources.list_model_folders(root)
+    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    return [f"multi-model: {len(names)} model folders in {root} now ({shown or 'none yet'}); each loads on its first call"]
 
 
 def _prepare_registry(spec: EndpointSpec, registry: model_registry.RegistryStore | None) -> EndpointSpec:
@@ -194,6 +218,18 @@ async def list_endpoints(request: Request, services: ServicesDep) -> dict[str, A
 @router.get("/{name}", summary="Describe an endpoint")
 async def get_endpoint(request: Request, services: ServicesDep, name: str) -> dict[str, Any]:
     return describe(services, name, _base_url(request))
+
+
+@router.get("/{name}/models", summary="A multi-model endpoint's models: loaded or not, where, size, last use, load time")
+async def get_endpoint_models(services: ServicesDep, name: str) -> dict[str, Any]:
+    live = services.controller.live(name)
+    if live is None:
+        raise EndpointNotFound(name)
+    if not live.multi_model:
+        raise ValidationError(
+            f"Endpoint '{name}' serves one model; only multi-model endpoints (model.multi_model: true) list models."
+        )
+    return multi_model.listing(live)
 
 
 def _apply_update(request: Request, services: Services, spec: EndpointSpec) -> dict[str, Any]:

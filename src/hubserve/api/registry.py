@@ -108,8 +108,11 @@ def describe_version(services: Services, version: ModelVersion) -> dict[str, Any
     return {**version.to_dict(), "endpoints": services.controller.users_of(version.group, version.number)}
 
 
-def _register(services: Services, group: str, body: VersionCreate) -> ModelVersion:
-    """Check the source, store a folder's files (blocking: run off the event loop), add the record."""
+def register(services: Services, group: str, body: VersionCreate, recorded_as: str | None = None) -> ModelVersion:
+    """Check the source, store a folder's files (blocking: run off the event loop), add the record.
+
+    Shared with SageMaker's CreateModelPackage; ``recorded_as`` names what the record calls a folder's source
+    when the folder is a temporary copy (an extracted ``model.tar.gz`` or an S3 prefix: its URL)."""
     settings = services.settings
     task, sha = body.task, None
     if sources.is_local(body.source):
@@ -130,7 +133,7 @@ def _register(services: Services, group: str, body: VersionCreate) -> ModelVersi
             sha = artifacts.store(folder, artifact_root(services))
         except (OSError, artifacts.ArtifactMismatch) as exc:
             raise _bad("source", f"could not copy '{folder}' into the registry: {exc}") from None
-        kind, source = "folder", str(folder)
+        kind, source = "folder", recorded_as or str(folder)
     elif _URI.fullmatch(body.source):
         if body.revision is not None:
             raise _bad("revision", "revision applies to Hub repo ids only; remove it for a URI")
@@ -151,7 +154,7 @@ def _register(services: Services, group: str, body: VersionCreate) -> ModelVersi
 @router.post("/{group}/versions", status_code=201, summary="Register a new version of a model group")
 async def register_version(services: ServicesDep, group: str, body: Any = Body(...)) -> JSONResponse:
     request = _parsed(VersionCreate, body)
-    version = await asyncio.to_thread(_register, services, _group_name(group), request)
+    version = await asyncio.to_thread(register, services, _group_name(group), request)
     return JSONResponse(describe_version(services, version), status_code=201)
 
 
@@ -173,7 +176,8 @@ async def get_version(services: ServicesDep, group: str, number: int) -> dict[st
     return describe_version(services, _version(registry_of(services), group, number))
 
 
-def _set_approval(services: Services, group: str, number: int, approval: str) -> dict[str, Any]:
+def set_approval(services: Services, group: str, number: int, approval: str) -> dict[str, Any]:
+    """Approve, reject or reset a version; approving rolls endpoints on latest-approved (REST and SageMaker)."""
     registry = registry_of(services)
     _version(registry, group, number)
     if approval not in APPROVALS:
@@ -193,18 +197,18 @@ def _set_approval(services: Services, group: str, number: int, approval: str) ->
 
 @router.post("/{group}/versions/{number}/approve", summary="Approve a version (rolls endpoints on latest-approved)")
 async def approve_version(services: ServicesDep, group: str, number: int) -> dict[str, Any]:
-    return _set_approval(services, group, number, APPROVED)
+    return set_approval(services, group, number, APPROVED)
 
 
 @router.post("/{group}/versions/{number}/reject", summary="Reject a version")
 async def reject_version(services: ServicesDep, group: str, number: int) -> dict[str, Any]:
-    return _set_approval(services, group, number, REJECTED)
+    return set_approval(services, group, number, REJECTED)
 
 
 @router.patch("/{group}/versions/{number}", summary="Change a version's approval status")
 async def patch_version(services: ServicesDep, group: str, number: int, body: Any = Body(...)) -> dict[str, Any]:
     change = _parsed(ApprovalChange, body)
-    return _set_approval(services, group, number, change.approval_status)
+    return set_approval(services, group, number, change.approval_status)
 
 
 @router.delete("/{group}/versions/{number}", summary="Delete a version no endpoint uses")

@@ -9,7 +9,8 @@ forgets the id: frames that still arrive for it are ignored. A deadline costs on
 on the loop (no task): per call, or per part of a stream, where it bounds the wait for each part.
 Past it, InvocationTimeout (the gateway rewrites its message: it knows which limit it was and
 what becomes of the replica). A ``Stats`` frame (a replica's generation engine's levels) is
-kept as ``stats``, the latest one, for the metrics sampler.
+kept as ``stats``, the latest one, for the metrics sampler; a ``Models`` frame (a multi-model
+replica's models) as ``models``, and the names it holds as ``holding``, which routing reads.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class SocketChannel:
         self.replica_id = replica_id
         self.where = ""  # where the replica runs, named when it is lost (the Ray backend: its node)
         self.stats: EngineStats | None = None  # the replica's generation engine, as last reported
+        self.models: protocol.Models | None = None  # a multi-model replica's models, as last reported
+        self._holding: set[str] = set()  # of those, loaded or loading, plus any sent to it since
         self._reader = reader
         self._writer = writer
         self._loop = asyncio.get_running_loop()
@@ -69,6 +72,10 @@ class SocketChannel:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def holding(self) -> set[str]:
+        return self._holding
 
     async def call(self, invocation: Invocation) -> Reply:
         """Send one invocation and wait for its answer; cancelling the caller cancels it in the replica."""
@@ -158,10 +165,14 @@ class SocketChannel:
             raise ReplicaCrashed(f"Replica {self.replica_id} is gone; retry the request.")
         request_id = next(self._ids)
         self._idle.clear()
+        target = invocation.target_model
+        if target:  # it will load it now, if it does not hold it: route the model's next requests here too
+            self._holding.add(target)
         self._writer.write(
             encode_frame(
                 Request(
-                    request_id, invocation.body, invocation.content_type, invocation.accept, invocation.body_url, stream
+                    request_id, invocation.body, invocation.content_type, invocation.accept, invocation.body_url, stream,
+                    target,
                 )
             )
         )
@@ -190,6 +201,10 @@ class SocketChannel:
                         if not future.done():
                             future.set_result(frame)
                         continue
+                elif isinstance(frame, protocol.Models):
+                    self.models = frame
+                    self._holding = {held.name for held in frame.held if held.state != "unloaded"}
+                    continue
                 elif isinstance(frame, protocol.Stats):
                     self.stats = EngineStats(frame.running, frame.waiting, frame.batch_size, frame.generated_tokens)
                     continue

@@ -446,6 +446,9 @@ class Controller:
             memory_backstop_mb=None
             if device_for(spec.compute) == "cuda"
             else backstop_mb(limit_mb(spec.compute, self.machine_mb)),
+            multi_model=spec.model.multi_model,
+            models_memory_mb=spec.model.models_memory_mb,
+            memory_limit_mb=limit_mb(spec.compute, self.machine_mb),
         )
 
 

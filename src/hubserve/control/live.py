@@ -56,6 +56,11 @@ class EndpointLive:
         return policy.max_concurrency if policy is not None else None
 
     @property
+    def multi_model(self) -> bool:
+        """Whether each request names one of the endpoint's models (spec ``model.multi_model``)."""
+        return self.generation is not None and self.generation.spec.model.multi_model
+
+    @property
     def invocation_timeout_s(self) -> int | None:
         """The endpoint's per-request wall-clock limit; past it the request gets 504 and its replica is replaced."""
         return self.generation.spec.invocation_timeout_s if self.generation is not None else None

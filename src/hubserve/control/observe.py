@@ -22,6 +22,7 @@ from hubserve.backends.base import Backend
 from hubserve.control import memory
 from hubserve.control.controller import Controller
 from hubserve.control.live import EndpointLive
+from hubserve.control.multi_model import ModelCounters
 from hubserve.logs import prune
 from hubserve.metrics import EndpointGauges, EngineLevels, Metrics
 from hubserve.spec import ServerlessCompute
@@ -57,6 +58,7 @@ class Sampler:
         self._setups_seen: dict[str, int] = {}
         self._tokens: dict[str, int] = {}  # replica id -> its engine's generated-token counter at the last reading
         self._engine_read: dict[str, float] = {}  # endpoint -> monotonic time of its last engine reading
+        self._model_counters = ModelCounters()  # multi-model endpoints' loads, unloads, hits and misses
 
     async def run_forever(self) -> None:
         while True:
@@ -69,10 +71,14 @@ class Sampler:
     def sample_once(self) -> None:
         seen: set[str] = set()
         names: set[str] = set()
+        holding_models: set[str] = set()
         for live in self._controller.lives():
             names.add(live.name)
             self._record_setups(live)
             self._metrics.sample(self._gauges(live, seen))
+            if live.multi_model:
+                self._model_counters.record(live, self._metrics, holding_models)
+        self._model_counters.forget(holding_models)
         if self._logs_dir is not None and time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + PRUNE_INTERVAL_S
             self._prune_logs()

@@ -18,7 +18,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from hubserve.errors import ClientClosed, EndpointNotFound, HubserveError, InvocationTimeout
 from hubserve.gateway.admission import Admission
 from hubserve.gateway.departures import Departures
-from hubserve.gateway.routing import Capacity, Holding, Routable, pick
+from hubserve.gateway.routing import Capacity, Holding, Routable, check_target, pick
 from hubserve.gateway.timing import Timing
 from hubserve.gateway.traffic import Traffic, TrafficBook
 from hubserve.types import Channel, Invocation, InvocationResult, Part
@@ -43,10 +43,13 @@ class Gateway:
             self._admission.admit(invocation, traffic, live.max_concurrency)
             watched = None if invocation.client_gone is None else self.departures.watch(invocation.client_gone)
             try:
-                channel = pick(live)  # routing, inline: the common case costs no extra coroutine
+                target = invocation.target_model
+                if target or live.multi_model:
+                    check_target(live, target)
+                channel = pick(live, target)  # routing, inline: the common case costs no extra coroutine
                 cold_start = channel is None
                 if channel is None:
-                    channel = await self._holding.hold(live, traffic, invocation.deadline)
+                    channel = await self._holding.hold(live, traffic, invocation.deadline, target)
                 own_deadline = invocation.deadline
                 limit_s = None if own_deadline is not None else live.invocation_timeout_s
                 if limit_s is not None:  # the endpoint's limit, counted from the hand-over to the replica
@@ -135,10 +138,13 @@ class Gateway:
         return live, self.traffic.of(invocation.endpoint, live)
 
     async def _route(self, live: Routable, traffic: Traffic, invocation: Invocation) -> tuple[Channel, bool]:
-        channel = pick(live)
+        target = invocation.target_model
+        if target or live.multi_model:
+            check_target(live, target)
+        channel = pick(live, target)
         if channel is not None:
             return channel, False
-        return await self._holding.hold(live, traffic, invocation.deadline), True
+        return await self._holding.hold(live, traffic, invocation.deadline, target), True
 
     def _timed_out(self, name: str, invocation: Invocation, channel: Channel, limit_s: int | None) -> InvocationTimeout:
         """The request ran past its limit: its replica is killed and replaced (a handler stuck in C code

@@ -1,5 +1,10 @@
 """Routing, the gateway's second layer: the least-outstanding ready replica, or hold for one.
 
+A multi-model endpoint's request names its model: routing prefers the least-outstanding replica
+that holds it (loaded or loading, as the replicas report and as requests were sent), so a model
+is loaded once rather than on every replica; a hot model whose holders each have ``HOT``
+requests outstanding while another replica has none is loaded there too.
+
 When no replica is ready, the request asks control for capacity through the narrow ``Capacity``
 protocol and is held until a replica becomes ready, the endpoint cannot serve (paused, failed,
 deleted), or the cold-start timeout (or the invocation's own deadline) passes. A request is
@@ -13,7 +18,7 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
-from hubserve.errors import ColdStartTimeout, InvocationTimeout, ModelNotReady
+from hubserve.errors import ColdStartTimeout, InvocationTimeout, ModelNotReady, ValidationError
 from hubserve.gateway.traffic import Traffic
 from hubserve.logs import EventLog
 from hubserve.spec import EndpointState
@@ -44,6 +49,9 @@ class Routable(Protocol):
     def max_concurrency(self) -> int | None: ...
 
     @property
+    def multi_model(self) -> bool: ...
+
+    @property
     def invocation_timeout_s(self) -> int | None: ...
 
     @property
@@ -68,14 +76,53 @@ class Capacity(Protocol):
         ...
 
 
-def pick(live: Routable) -> Channel | None:
-    """The ready replica with the fewest invocations outstanding."""
+HOT = 4  # outstanding requests on every holder of a model before an idle replica loads it too
+
+
+def pick(live: Routable, target: str = "") -> Channel | None:
+    """The ready replica with the fewest invocations outstanding (of those holding ``target``, if any do)."""
+    if target:
+        return _pick_holder(live, target)
     best: Channel | None = None
     for replica in live.replicas:
         channel = replica.channel
         if channel is not None and not channel.closed and (best is None or channel.outstanding < best.outstanding):
             best = channel
     return best
+
+
+def _pick_holder(live: Routable, target: str) -> Channel | None:
+    holder: Channel | None = None
+    other: Channel | None = None
+    for replica in live.replicas:
+        channel = replica.channel
+        if channel is None or channel.closed:
+            continue
+        if target in channel.holding:
+            if holder is None or channel.outstanding < holder.outstanding:
+                holder = channel
+        elif other is None or channel.outstanding < other.outstanding:
+            other = channel
+    if holder is None:
+        return other
+    if other is not None and holder.outstanding >= HOT and other.outstanding == 0:
+        return other
+    return holder
+
+
+def check_target(live: Routable, target: str) -> None:
+    """A multi-model endpoint needs a model name; any other endpoint must not be given one."""
+    if live.multi_model:
+        if not target:
+            raise ValidationError(
+                f"Endpoint '{live.name}' serves many models: name one with TargetModel (the X-Amzn-SageMaker-Target-Model "
+                f"header) or POST /endpoints/{live.name}/models/{{model}}; GET /v1/endpoints/{live.name}/models lists them."
+            )
+    elif target:
+        raise ValidationError(
+            f"Endpoint '{live.name}' serves one model; drop the target model '{target}' (only multi-model endpoints, "
+            "model.multi_model: true, take one)."
+        )
 
 
 class Holding:
@@ -86,7 +133,7 @@ class Holding:
         self._events = events
         self.cold_start_timeout_s = cold_start_timeout_s
 
-    async def hold(self, live: Routable, traffic: Traffic, deadline: float | None) -> Channel:
+    async def hold(self, live: Routable, traffic: Traffic, deadline: float | None, target: str = "") -> Channel:
         """Wait for a ready replica, asking control for one now; raise if none comes in time."""
         raise_if_unservable(live)
         timeout = self.cold_start_timeout_s
@@ -100,7 +147,7 @@ class Holding:
             self._capacity.request_capacity(live.name)
             while True:
                 wakeup = live.wakeup
-                channel = pick(live)
+                channel = pick(live, target)
                 if channel is not None:
                     traffic.cold_starts += 1
                     waited_ms = (time.monotonic() - started) * 1000.0

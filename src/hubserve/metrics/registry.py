@@ -115,6 +115,19 @@ class Metrics:
                                labels, registry=self.registry)  # fmt: skip
         self._bytes = Counter("hubserve_payload_bytes", "Invocation bytes in and out.", ["endpoint", "direction"],
                               registry=self.registry)  # fmt: skip
+        # Multi-model endpoints: per model, from the replicas' own counters (the sampler turns them into deltas).
+        per_model = ["endpoint", "model"]
+        self._model_events = {
+            kind: Counter(f"hubserve_multi_model_{kind}", help_text, per_model, registry=self.registry)
+            for kind, help_text in (
+                ("loads", "Models loaded into a replica of a multi-model endpoint."),
+                ("unloads", "Models unloaded (least recently used first) to make room for another."),
+                ("hits", "Requests that found their model loaded in the replica."),
+                ("misses", "Requests that waited for their model to load."),
+            )
+        }
+        self._model_load = Histogram("hubserve_multi_model_load_seconds", "How long a model took to load into a replica.",
+                                     per_model, buckets=SETUP_BUCKETS, registry=self.registry)  # fmt: skip
         self.registry.register(_LevelsCollector(self))
 
     def _window(self, endpoint: str) -> RollingWindow:
@@ -158,6 +171,14 @@ class Metrics:
         self._window(endpoint).record_model_setup(setup_ms)
         self._setup.labels(endpoint).observe(setup_ms / 1000.0)
 
+    def model_cache(self, endpoint: str, model: str, counts: dict[str, int], load_s: float | None) -> None:
+        """New loads, unloads, hits and misses of one model of a multi-model endpoint, and the load just made."""
+        for kind, count in counts.items():
+            if count > 0:
+                self._model_events[kind].labels(endpoint, model).inc(count)
+        if load_s is not None:
+            self._model_load.labels(endpoint, model).observe(load_s)
+
     def sample(self, gauges: EndpointGauges) -> None:
         """The sampler's reading: into the window, and kept for the next scrape."""
         self._latest[gauges.endpoint] = gauges
@@ -182,7 +203,7 @@ class Metrics:
         self._itl.pop(endpoint, None)
         for metric in (self._model, self._overhead, self._cold, self._setup, self._ttft, self._tokens):
             _remove(metric, endpoint)
-        for labelled in (self._invocations, self._bytes):
+        for labelled in (self._invocations, self._bytes, self._model_load, *self._model_events.values()):
             for key in [k for k in labelled._metrics if k[0] == endpoint]:  # private: no public way to list
                 labelled.remove(*key)
 

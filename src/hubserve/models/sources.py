@@ -17,6 +17,8 @@ from hubserve.spec import ModelSpec
 _IGNORED_HUB_FILES = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.h5", "*.msgpack", "*.ot", "*.onnx", "*.tflite", "*.gguf"]
 _MODEL_MARKERS = ("config.json", "modules.json", "handler.py", "code/inference.py")
 # A branch, tag or commit as git names them (refs/pr/1 included); '..' and the rest are refused below.
+# One model of a multi-model endpoint: an entry of its folder, never a path.
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 _REVISION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-/]{0,254}")
 
 
@@ -54,6 +56,19 @@ def resolve_local(source: str, allowed_roots: list[Path] | None = None) -> Path:
     if allowed_roots:
         check_links_inside(path, [root.expanduser().resolve() for root in allowed_roots])
     return path
+
+
+def list_model_folders(root: Path) -> list[str]:
+    """The model folders in ``root`` now (a multi-model endpoint's models), by name."""
+    try:
+        entries = sorted(os.scandir(root), key=lambda entry: entry.name)
+    except OSError:
+        return []
+    return [
+        entry.name for entry in entries
+        if MODEL_NAME.fullmatch(entry.name) and ".." not in entry.name and entry.is_dir()
+        and any(os.path.exists(os.path.join(entry.path, marker)) for marker in _MODEL_MARKERS)
+    ]  # fmt: skip
 
 
 def check_links_inside(folder: Path, roots: list[Path]) -> None:

@@ -163,6 +163,22 @@ class RegistryStore:
                 continue  # another registration took the number (or made the group): try the next
         raise RuntimeError(f"could not number a new version of '{group}': too many registrations at once")
 
+    def create_group(self, name: str, description: str = "") -> ModelGroup | None:
+        """An empty group (SageMaker's CreateModelPackageGroup); None when the name is taken."""
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(groups_table.insert().values(name=name, description=description, created_at=_now()))
+        except sa.exc.IntegrityError:
+            return None
+        return self.group(name)
+
+    def delete_group(self, name: str) -> bool:
+        """Remove a group that has no versions left; False when it still has some (or does not exist)."""
+        with self._engine.begin() as conn:
+            if conn.execute(sa.select(versions_table.c.number).where(versions_table.c.group_name == name)).first():
+                return False
+            return conn.execute(groups_table.delete().where(groups_table.c.name == name)).rowcount > 0
+
     def get(self, group: str, number: int) -> ModelVersion | None:
         query = versions_table.select().where(versions_table.c.group_name == group, versions_table.c.number == number)
         with self._engine.connect() as conn:

@@ -167,6 +167,7 @@ class Planned:
     prepared: batching.Prepared | None = None  # None: custom code, run through ``handle``
     sink: Sink | None = None  # a stream request to a model that may stream
     generation: tuple[str, Sampling] | None = None  # an encoder-decoder prompt for the neutral answers
+    model: LoadedModel | None = None  # a multi-model replica: the model that answers (else the replica's one)
 
 
 def plan(model: LoadedModel, request: Request, sink: Sink | None = None) -> Pending | End:

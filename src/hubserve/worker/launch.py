@@ -41,6 +41,10 @@ class ReplicaLaunch(msgspec.Struct, frozen=True, kw_only=True):
     storage_options: dict[str, dict[str, str]] = msgspec.field(default_factory=dict)
     # The replica's hard memory backstop in MB (RLIMIT_DATA, set before the model loads); None: no backstop.
     memory_backstop_mb: int | None = None
+    # A multi-model endpoint (worker/model_host.py): ``source`` is a folder of model folders, loaded on demand.
+    multi_model: bool = False
+    models_memory_mb: int | None = None  # what its loaded models may hold; None: from memory_limit_mb
+    memory_limit_mb: int | None = None  # the memory size the memory police holds the replica to
 
 
 def encode_launch(launch: ReplicaLaunch) -> str:

@@ -4,7 +4,8 @@ gateway -> replica: ``Request`` (one invocation) and ``Cancel`` (the gateway no 
 replica -> gateway: zero or more ``Part`` frames (stream requests only), then one ``End`` per
 request, whether it succeeded or not. A cancelled request gets no frame at all. A replica that
 runs a generation engine also sends ``Stats`` (its engine's levels, ``types.EngineStats``) on
-every open connection, at most every 100 ms while they change; other replicas never send it.
+every open connection, at most every 100 ms while they change; other replicas never send it. A
+multi-model replica sends ``Models`` (which of its models are loaded) the same way.
 
 Every frame is a tagged, array-like msgspec struct (the tag is the first array element), so one
 decoder reads either direction's frames and dispatch is a type check. The request carries the
@@ -31,6 +32,7 @@ class Request(msgspec.Struct, tag="req", array_like=True):
     # Async inference: the replica reads the body from here (a local path, file:// or s3:// URL).
     body_url: str = ""
     stream: bool = False  # answer in Part frames where the model streams
+    target_model: str = ""  # a multi-model replica: which of its models answers (worker/model_host.py)
 
 
 class Cancel(msgspec.Struct, tag="cancel", array_like=True):
@@ -67,7 +69,30 @@ class Stats(msgspec.Struct, tag="stats", array_like=True):
     generated_tokens: int
 
 
-Frame = Request | Cancel | Part | End | Stats
+class HeldModel(msgspec.Struct, array_like=True, frozen=True):
+    """One model a multi-model replica has served: where it stands now and its counters since the start."""
+
+    name: str
+    state: str  # "loading" | "loaded" | "unloaded"
+    size_mb: float = 0.0  # memory it holds (or is expected to) while loaded or loading
+    last_used: float = 0.0  # wall-clock time of its last request; 0: never
+    load_s: float = 0.0  # how long its last load took
+    loads: int = 0
+    unloads: int = 0
+    hits: int = 0  # requests that found it loaded
+    misses: int = 0  # requests that waited for it to load
+
+
+class Models(msgspec.Struct, tag="models", array_like=True):
+    """A multi-model replica's models, sent on every open connection whenever one loads or unloads
+    (at most every 50 ms) and once on each new connection: routing prefers a replica that holds the model."""
+
+    held: list[HeldModel]
+    budget_mb: float
+    used_mb: float
+
+
+Frame = Request | Cancel | Part | End | Stats | Models
 
 _encoder = msgspec.msgpack.Encoder()
 _frame_decoder = msgspec.msgpack.Decoder(Frame)

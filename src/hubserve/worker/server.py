@@ -72,6 +72,7 @@ from hubserve.worker.generating import (
 )
 from hubserve.worker.handling import Planned, Sink, body_from_url, error_response, plan, run_planned, streams
 from hubserve.worker.launch import ReplicaLaunch, apply_memory_backstop, decode_launch
+from hubserve.worker.model_host import ModelHost
 from hubserve.worker.protocol import Cancel, End, Request, Stats, decode_frame, encode_frame, read_payload
 
 READY_LINE = "hubserve-replica-ready"
@@ -79,6 +80,11 @@ TIMING_PREFIX = "hubserve-replica-timing "
 BATCH_PREFIX = "hubserve-replica-batch "
 BATCH_LOG_INTERVAL_S = 1.0
 STATS_INTERVAL_S = 0.1
+MODELS_INTERVAL_S = 0.05
+
+# What a connection has in flight, by request id: queued or running in the batcher, in the generation
+# engine, or (a multi-model replica) waiting for its model to load.
+InFlight = dict[int, "Pending | GenerationCall | asyncio.Task[None]"]
 
 
 def _print_timing(**fields: float) -> None:
@@ -138,14 +144,19 @@ class ReplicaServer:
     """Serves one loaded model to any number of gateway connections, batching what arrives together.
 
     ``storage_options``: fsspec options per protocol for payload URLs (``body_url``) it opens;
-    ``generation``: the endpoint's max_new_tokens default and cap.
+    ``generation``: the endpoint's max_new_tokens default and cap. A multi-model replica has no model
+    of its own (``model`` None) but a ``host`` that loads the one each request names (worker/model_host.py).
     """
 
     def __init__(
         self, model: Any, limits: Limits | None = None, storage_options: dict[str, dict[str, str]] | None = None,
-        generation: GenerationLimits | None = None,
+        generation: GenerationLimits | None = None, host: ModelHost | None = None,
     ) -> None:  # fmt: skip
         self._model = model
+        self.host = host
+        self._models_handle: asyncio.Handle | None = None
+        if host is not None:
+            host.on_change = self._models_changed
         self.limits = limits or resolve_limits(model, "cpu", None, None)
         self._streams = streams(model)
         self._seq2seq_streams = seq2seq_streams(model)
@@ -168,15 +179,17 @@ class ReplicaServer:
         self._stats_handle: asyncio.Handle | None = None
         self._stats_sent: EngineStats | None = None
         self._stats_at = 0.0
-        self.engine = start_engine(
+        self.engine = None if model is None else start_engine(
             model, max_batch_size=self.limits.max_batch_size, max_batch_tokens=self.limits.max_batch_tokens,
             on_change=self._stats_changed,
         )  # fmt: skip
 
     async def serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        inflight: dict[int, Pending | GenerationCall] = {}  # this connection's requests, queued or running, by id
+        inflight: InFlight = {}  # this connection's requests, queued or running, by id
         self._loop = asyncio.get_running_loop()
         self._writers.add(writer)
+        if self.host is not None:  # the gateway learns at once which models this replica holds
+            _write(writer, encode_frame(self.host.report()))
         try:
             while True:
                 try:
@@ -210,10 +223,21 @@ class ReplicaServer:
             return None
         return loaded
 
-    def _accept(
-        self, request: Request, writer: asyncio.StreamWriter, inflight: dict[int, Pending | GenerationCall]
-    ) -> None:
+    def _accept(self, request: Request, writer: asyncio.StreamWriter, inflight: InFlight) -> None:
         """Plan a request and queue it, or answer a bad one at once (it never queues)."""
+        if self.host is not None:
+            if not request.target_model:
+                message = ("This endpoint serves many models: name one (TargetModel, the X-Amzn-SageMaker-Target-Model "
+                           "header, or POST /endpoints/{endpoint}/models/{model}).")  # fmt: skip
+                _write(writer, encode_frame(End(request.id, False, error_type="ValidationError", error_message=message)))
+                return
+            inflight[request.id] = asyncio.get_running_loop().create_task(self._accept_for_model(request, writer, inflight))
+            return
+        if request.target_model:
+            message = (f"This endpoint serves one model; drop the target model '{request.target_model}' "
+                       "(multi-model endpoints take one: model.multi_model in the spec).")  # fmt: skip
+            _write(writer, encode_frame(End(request.id, False, error_type="ValidationError", error_message=message)))
+            return
         if self.engine is not None and self._generate(request, writer, inflight):
             return
         can_stream = self._streams or (self._seq2seq_streams and wants_generation(request.accept))
@@ -230,9 +254,50 @@ class ReplicaServer:
         inflight[request.id] = planned
         future.add_done_callback(partial(_deliver, writer, inflight, planned))
 
-    def _generate(
-        self, request: Request, writer: asyncio.StreamWriter, inflight: dict[int, Pending | GenerationCall]
-    ) -> bool:
+    async def _accept_for_model(self, request: Request, writer: asyncio.StreamWriter, inflight: InFlight) -> None:
+        """A multi-model request: wait for its model (loading it if need be), then plan and queue it as any other."""
+        assert self.host is not None
+        name = request.target_model
+        try:
+            model = await self.host.acquire(name)
+        except asyncio.CancelledError:  # a Cancel frame, or the connection closed, while it waited
+            return
+        except Exception as exc:
+            inflight.pop(request.id, None)
+            _write(writer, encode_frame(error_response(request.id, exc)))
+            return
+        if inflight.get(request.id) is not asyncio.current_task():  # cancelled as the model came
+            self.host.release(name)
+            return
+        sink = Sink(asyncio.get_running_loop(), partial(_write, writer)) if request.stream and streams(model) else None
+        planned = plan(model, request, sink)
+        if isinstance(planned, End):
+            inflight.pop(request.id, None)
+            self.host.release(name)
+            _write(writer, encode_frame(planned))
+            return
+        planned.payload.model = model
+        if planned.key is not None:
+            planned.key = (name, planned.key)  # only requests for the same model share a batch
+        future = self.batcher.submit(planned)
+        inflight[request.id] = planned
+        future.add_done_callback(partial(_deliver, writer, inflight, planned))
+        future.add_done_callback(lambda _: self.host.release(name) if self.host is not None else None)
+
+    def _models_changed(self) -> None:
+        """A model started loading, loaded or unloaded: tell every connection, at most every 50 ms."""
+        if self._models_handle is None and self._loop is not None and not self._loop.is_closed():
+            self._models_handle = self._loop.call_later(MODELS_INTERVAL_S, self._send_models)
+
+    def _send_models(self) -> None:
+        self._models_handle = None
+        if self.host is None:
+            return
+        frame = encode_frame(self.host.report())
+        for writer in list(self._writers):
+            _write(writer, frame)
+
+    def _generate(self, request: Request, writer: asyncio.StreamWriter, inflight: InFlight) -> bool:
         """Hand a request to the generation engine; False when the pipeline answers it (batcher)."""
         assert self.engine is not None
         try:
@@ -279,12 +344,13 @@ class ReplicaServer:
 
     def _run(self, batch: list[Planned]) -> list[End]:
         """One batch, in the inference thread."""
+        model = batch[0].model or self._model  # one batch is one model's requests
         if self._first_done:
-            return run_planned(self._model, batch, self.limits.max_batch_size)
+            return run_planned(model, batch, self.limits.max_batch_size)
         # The first request pays for lazy initialisation (kernels, tokenizer caches); time it.
         self._first_done = True
         started = time.perf_counter()
-        responses = run_planned(self._model, batch, self.limits.max_batch_size)
+        responses = run_planned(model, batch, self.limits.max_batch_size)
         _print_timing(first_request_s=round(time.perf_counter() - started, 4))
         return responses
 
@@ -304,8 +370,11 @@ class ReplicaServer:
         print(BATCH_PREFIX + json.dumps(fields), flush=True)
 
 
-def _drop(pending: Pending | GenerationCall) -> None:
+def _drop(pending: Pending | GenerationCall | asyncio.Task[None]) -> None:
     """Cancel one request: the batcher skips it if queued, discards its answer if it runs; a stream stops."""
+    if isinstance(pending, asyncio.Task):  # still waiting for its model
+        pending.cancel()
+        return
     if isinstance(pending, GenerationCall):
         pending.cancel()  # its sequences leave the engine's batch at the next step
         return
@@ -317,7 +386,7 @@ def _drop(pending: Pending | GenerationCall) -> None:
 
 def _deliver(
     writer: asyncio.StreamWriter,
-    inflight: dict[int, Pending | GenerationCall],
+    inflight: InFlight,
     pending: Pending,
     done: asyncio.Future[Any],
 ) -> None:
@@ -370,6 +439,7 @@ def main(argv: list[str] | None = None) -> None:
     apply_memory_backstop(launch.memory_backstop_mb)  # before the model loads: loading counts too
     started = time.perf_counter()
     phase = "load"
+    host: ModelHost | None = None
     try:
         from hubserve.models.progress import Progress
 
@@ -385,6 +455,21 @@ def main(argv: list[str] | None = None) -> None:
         from hubserve.models.task_inference import infer_task
 
         imported = time.perf_counter()
+        if launch.multi_model:
+            phase = "source"
+            host = _model_host(launch)
+            if args.info_file is not None:
+                _write_multi_model_info(args.info_file, host, launch)
+    except BaseException as exc:  # any failure to start is the endpoint's failure reason
+        _fail(args.error_file, phase, exc)
+    if host is not None:
+        print(f"serving the models in {host.root}: {host.budget_mb:.0f} MB for loaded models", flush=True)
+        _print_timing(main_at=main_at, imports_s=round(imported - started, 4), load_s=0.0, resolve_s=0.0)
+        limits = resolve_limits(None, launch.device, launch.max_batch_size, launch.max_batch_tokens)
+        generation = GenerationLimits(launch.default_max_new_tokens, launch.max_new_tokens_limit)
+        asyncio.run(_serve(args, ReplicaServer(None, limits, launch.storage_options, generation, host=host)))
+        return
+    try:
         phase = "source"
         model_dir = resolve_source(
             launch.source, launch.revision, allowed_roots=[Path(root) for root in launch.allowed_roots],
@@ -415,6 +500,48 @@ def main(argv: list[str] | None = None) -> None:
     )
     generation = GenerationLimits(launch.default_max_new_tokens, launch.max_new_tokens_limit)
     asyncio.run(_serve(args, ReplicaServer(model, limits, launch.storage_options, generation)))
+
+
+def _model_host(launch: ReplicaLaunch) -> ModelHost:
+    """The host of a multi-model replica: its root checked, its budget from the spec or the memory size."""
+    from hubserve.models.loading import load_model
+    from hubserve.models.sources import SourceError, is_local
+    from hubserve.models.task_inference import infer_task
+    from hubserve.worker import model_host
+
+    if not is_local(launch.source):
+        raise SourceError(f"a multi-model endpoint's source must be a local folder of model folders; got '{launch.source}'")
+    root = Path(launch.source.removeprefix("file://")).expanduser().resolve()
+    roots = [Path(allowed) for allowed in launch.allowed_roots]
+    if roots and not any(root == allowed or allowed in root.parents for allowed in roots):
+        raise SourceError(f"model folder '{root}' is outside the allowed model roots ({', '.join(map(str, roots))})")
+    if not root.is_dir():
+        raise SourceError(f"model folder '{root}' does not exist or is not a folder")
+    if launch.models_memory_mb is not None:
+        budget = float(launch.models_memory_mb)
+    elif launch.memory_limit_mb is not None:
+        budget = model_host.default_budget_mb(launch.memory_limit_mb, model_host.rss_mb())
+    else:
+        budget = float("inf")
+
+    def load(folder: Path) -> Any:
+        return load_model(
+            folder, launch.task or infer_task(folder), custom_code=launch.custom_code, dtype=launch.dtype,
+            device=launch.device, runtime=launch.runtime,
+            cache_dir=Path(launch.runtime_cache) if launch.runtime_cache else None, threads=launch.threads,
+            allow_missing_weights=launch.allow_missing_weights,
+        )  # fmt: skip
+
+    return model_host.ModelHost(root, load, budget, allowed_roots=roots or [root])
+
+
+def _write_multi_model_info(path: Path, host: ModelHost, launch: ReplicaLaunch) -> None:
+    """For describe: a multi-model replica has no one task or runtime; it names its folder and budget."""
+    info = {
+        "task": launch.task, "model_dir": str(host.root), "runtime": {"requested": launch.runtime, "chosen": launch.runtime},
+        "multi_model": {"models_memory_mb": round(host.budget_mb, 1)},
+    }  # fmt: skip
+    path.write_text(json.dumps(info))
 
 
 def _write_info(path: Path, model: Any, task: str, model_dir: Path, limits: Limits, launch: ReplicaLaunch) -> None:

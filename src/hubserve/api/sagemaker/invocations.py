@@ -10,6 +10,7 @@ Statuses are the ones the model gives each shape:
 
     ValidationError (bad body, payload too large)                        400 (413 kept for size)
     EndpointNotFound (unknown endpoint; SageMaker says ValidationError)   404, kept as hubserve's own
+    TargetModelNotFound (a multi-model endpoint lacks the TargetModel)    404 ValidationError
     ModelError (the model or handler raised; a replica that crashed)      424
     ModelNotReadyException (paused, failed, being deleted)                429
     ServiceUnavailable (no replica ready within cold_start_timeout_s)     503
@@ -34,6 +35,7 @@ from hubserve.errors import (
     ModelNotReady,
     PayloadTooLarge,
     ReplicaCrashed,
+    TargetModelNotFound,
     Throttled,
     ValidationError,
 )
@@ -60,6 +62,8 @@ def code_and_status(error: HubserveError) -> tuple[str, int]:
         return "ValidationError", 413
     if isinstance(error, EndpointNotFound):
         return error.type, error.status
+    if isinstance(error, TargetModelNotFound):  # the model is not under the endpoint's prefix: SageMaker's shape
+        return "ValidationError", 404
     if isinstance(error, ValidationError):
         return "ValidationError", 400
     if isinstance(error, (ModelError, ReplicaCrashed, InvocationTimeout)):  # SageMaker: a timeout is a ModelError

@@ -19,12 +19,13 @@ import pydantic
 
 from hubserve.api.errors import spec_error
 from hubserve.api.management import prepare
-from hubserve.api.sagemaker import artifacts, shapes, status
+from hubserve.api.sagemaker import artifacts, package_shapes, shapes, status
 from hubserve.api.sagemaker.errors import SageMakerApiError, not_found, validation
 from hubserve.control.controller import Controller
 from hubserve.errors import EndpointNotFound, SpecError
 from hubserve.models import sources
 from hubserve.models.custom import find_custom_code
+from hubserve.services import Services
 from hubserve.settings import Settings
 from hubserve.spec import NAME_PATTERN, EndpointSpec
 from hubserve.storage import Storage
@@ -40,6 +41,7 @@ class Context:
     settings: Settings
     storage: Storage
     region: str
+    services: Services  # the registry's shared code (model packages) takes the whole bundle
 
     @property
     def model_cache(self) -> Path:
@@ -71,7 +73,10 @@ async def create_model(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
         raise validation("Give one container: PrimaryContainer, or Containers with one element (no inference pipelines).")
     container = request.PrimaryContainer or containers[0]
     extra: dict[str, Any] = {}
-    if container.ModelDataUrl:
+    package = (container.model_extra or {}).get("ModelPackageName")
+    if package:  # a registry version (model_packages.py): its source is registry://GROUP/N
+        extra = {"registry_source": package_shapes.package_source(ctx.controller.registry, ctx.region, str(package))}
+    elif container.ModelDataUrl:
         model_dir = await asyncio.to_thread(_model_folder, ctx, container.ModelDataUrl, name)
         extra = {"model_dir": str(model_dir), "custom_code": bool(find_custom_code(model_dir))}
     elif container.Environment.get("HF_MODEL_ID"):
@@ -111,7 +116,7 @@ def _check_deployable(ctx: Context, name: str, definition: dict[str, Any]) -> No
     config = {"ProductionVariants": [{**_CHECK_VARIANT, "ModelName": name}]}
     spec = _spec(ctx, "model-check", config, probe)
     try:
-        prepare(spec, ctx.settings)
+        prepare(spec, ctx.settings, ctx.controller.registry)
     except SpecError as exc:
         raise validation(exc.message) from None
 
@@ -392,7 +397,10 @@ def _endpoint_name(name: str) -> str:
 
 def _spec(ctx: Context, name: str, config: dict[str, Any], model: Definition) -> EndpointSpec:
     extra = model.definition.get("hubserve", {})
-    document = shapes.endpoint_spec(name, config, model.definition, custom_code=bool(extra.get("custom_code")))
+    if extra.get("registry_source"):
+        document = package_shapes.endpoint_spec(name, config, model.definition)
+    else:
+        document = shapes.endpoint_spec(name, config, model.definition, custom_code=bool(extra.get("custom_code")))
     try:
         return EndpointSpec.model_validate(document)
     except pydantic.ValidationError as exc:
@@ -406,7 +414,7 @@ def _deployable(ctx: Context, name: str, config_name: str) -> tuple[EndpointSpec
     model = _model(ctx, model_name)
     spec = _spec(ctx, name, config.definition, model)
     try:
-        return prepare(spec, ctx.settings)
+        return prepare(spec, ctx.settings, ctx.controller.registry)
     except SpecError as exc:
         raise validation(exc.message) from None
 

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from hubserve.api import deps
 from hubserve.api.bodies import BodyError, parse_json
 from hubserve.api.sagemaker import (
+    model_packages,  # noqa: F401  (the model registry's calls register themselves)
     sigv4,
     tagging,  # noqa: F401  (AddTags, DeleteTags and ListTags register themselves)
 )
@@ -66,7 +67,7 @@ async def _handle(request: Request) -> Response:
     if not isinstance(payload, dict):
         raise SageMakerApiError("SerializationException", "The request body must be a JSON object.")
     region = sigv4.region_of(headers.get("authorization")) or "us-east-1"
-    context = Context(services.controller, services.sagemaker_store, services.settings, services.storage, region)
+    context = Context(services.controller, services.sagemaker_store, services.settings, services.storage, region, services)
     try:
         result = await operation(context, payload)
     except pydantic.ValidationError as exc:
