@@ -47,7 +47,7 @@ def _labels(model: object) -> set[str]:
 def _touch(model: object) -> None:
     """Read every parameter, as traffic over time would: the memory-mapped weights become resident."""
     for parameter in model.predictor.pipe.model.parameters():  # type: ignore[attr-defined]
-        float(parameter.float().sum())
+        float(parameter.detach().float().sum())
 
 
 async def _use(host: ModelHost, name: str) -> object:

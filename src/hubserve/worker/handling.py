@@ -30,7 +30,7 @@ from typing import Any
 
 import msgspec
 
-from hubserve.errors import ValidationError
+from hubserve.errors import TargetModelNotFound, ValidationError
 from hubserve.models import batching
 from hubserve.models.jsonable import to_jsonable
 from hubserve.models.loading import LoadedModel
@@ -242,7 +242,7 @@ def body_from_url(request: Request, storage_options: dict[str, dict[str, str]]) 
 
 def error_response(request_id: int, exc: BaseException) -> End:
     """A ValidationError keeps its type (400); anything else the model raised is a ModelError."""
-    if isinstance(exc, ValidationError):
+    if isinstance(exc, (ValidationError, TargetModelNotFound)):  # the client's to fix: keep its type
         return End(request_id, False, error_type=exc.type, error_message=exc.message)
     return End(request_id, False, error_type="ModelError", error_message=f"{type(exc).__name__}: {exc}")
 

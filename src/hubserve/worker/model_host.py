@@ -132,6 +132,7 @@ class ModelHost:
         self._allowed_roots = allowed_roots or [root]
         self.on_change = on_change or (lambda: None)
         self._slots: dict[str, _Slot] = {}
+        self._aliases: dict[str, str] = {}  # "m.tar.gz" -> "m": one model, whichever name asks for it
         self._lru: collections.OrderedDict[str, _Slot] = collections.OrderedDict()  # loaded, oldest use first
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader")
         self._released: asyncio.Event | None = None
@@ -160,7 +161,7 @@ class ModelHost:
                     slot.hits += 1
                 slot.in_flight += 1
                 slot.last_used = time.time()
-                self._lru.move_to_end(name)
+                self._lru.move_to_end(slot.name)
                 return slot.model
             waited = True
             if slot.loading is None and not await self._start_load(slot):
@@ -170,7 +171,7 @@ class ModelHost:
 
     def release(self, name: str) -> None:
         """A request for ``name`` is done: the model may be unloaded again once none is in flight."""
-        slot = self._slots.get(name)
+        slot = self._slots.get(self._aliases.get(name, name))
         if slot is None:
             return
         slot.in_flight -= 1
@@ -194,11 +195,16 @@ class ModelHost:
         self._loader.shutdown(wait=False, cancel_futures=True)
 
     def _slot(self, name: str) -> _Slot:
+        name = self._aliases.get(name, name)
         slot = self._slots.get(name)
         if slot is not None and slot.model is not None and slot.folder.is_dir():
             return slot  # the common case costs one stat, not a walk of the folder
         check_name(name)
-        folder = self._folder(name)
+        found = self._folder(name)
+        if found is not None and found[0] != name:  # an archive's name: the folder's model, under the folder's name
+            self._aliases[name] = found[0]
+            return self._slot(found[0])
+        folder = found[1] if found is not None else None
         if folder is None:
             if slot is not None:
                 self.unload(name)  # removed from the root: no longer served
@@ -212,8 +218,8 @@ class ModelHost:
             slot.folder = folder
         return slot
 
-    def _folder(self, name: str) -> Path | None:
-        """The folder of ``name`` inside the root, checked like any model folder; None when there is none."""
+    def _folder(self, name: str) -> tuple[str, Path] | None:
+        """The model ``name`` finds inside the root, and its folder, checked like any model folder; None: none."""
         candidates = [name]
         for suffix in ARCHIVE_SUFFIXES:
             if name.endswith(suffix):
@@ -223,7 +229,7 @@ class ModelHost:
             if not path.is_dir():
                 continue
             try:
-                return resolve_local(str(path), self._allowed_roots)
+                return candidate, resolve_local(str(path), self._allowed_roots)
             except SourceError as exc:
                 raise ValidationError(f"Model '{name}' cannot be served: {exc}") from None
         return None

@@ -159,7 +159,7 @@ class ReplicaServer:
             host.on_change = self._models_changed
         self.limits = limits or resolve_limits(model, "cpu", None, None)
         self._streams = streams(model)
-        self._seq2seq_streams = seq2seq_streams(model)
+        self._seq2seq_streams = model is not None and seq2seq_streams(model)
         self._storage_options = storage_options or {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self.batcher = Batcher(
