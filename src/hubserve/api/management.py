@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from hubserve.api.deps import ServicesDep
 from hubserve.api.errors import spec_error
-from hubserve.control import multi_model
+from hubserve.control import multi_model, registry_models
 from hubserve.control.live import EndpointLive
 from hubserve.errors import EndpointExists, EndpointNotFound, SpecError, ValidationError
 from hubserve.models import sources
@@ -106,7 +106,7 @@ def prepare(spec: EndpointSpec, settings: Settings,
     if isinstance(compute, DedicatedCompute) and INSTANCE_SIZES[compute.instance]["accelerator"] == "gpu" and not _has_gpu():
         raise fail("compute.instance", f"'{compute.instance}' needs an NVIDIA GPU and this machine has none; use a cpu-* size")
     if spec.model.multi_model:
-        return spec, _prepare_multi_model(spec, settings, fail)
+        return spec, _prepare_multi_model(spec, settings, fail, registry)
     if model_registry.is_ref(spec.model.source):
         return _prepare_registry(spec, registry), _weights_notes(spec)
     if not sources.is_local(spec.model.source):
@@ -138,12 +138,20 @@ def prepare(spec: EndpointSpec, settings: Settings,
     return spec, notes + _weights_notes(spec)
 
 
-def _prepare_multi_model(spec: EndpointSpec, settings: Settings, fail: Callable[[str, str], SpecError]) -> list[str]:
+def _prepare_multi_model(spec: EndpointSpec, settings: Settings, fail: Callable[[str, str], SpecError],
+                         registry: model_registry.RegistryStore | None) -> list[str]:  # fmt: skip
     """A multi-model source is a local folder (inside the model roots) of model folders; each model is checked
     when it is first called, since models come and go without a redeploy."""
+    group = registry_models.group_of(spec.model.source)
+    if group is not None:
+        if registry is None or registry.group(group) is None:
+            raise fail("model.source", f"no model group '{group}' in the registry (hubserve model list)")
+        approved = [v.number for v in registry.versions(group) if v.approval == model_registry.APPROVED and v.source_kind == "folder"]
+        return [(f"multi-model: registry group '{group}', each Approved folder version a model named by its number "
+                f"(now: {', '.join(map(str, approved)) or 'none'})")]  # fmt: skip
     if not sources.is_local(spec.model.source):
         raise fail("model.source", "a multi-model endpoint's source must be a local folder of model folders "
-                   "(start it with / or ./)")  # fmt: skip
+                   "(start it with / or ./) or a registry group (registry://GROUP)")  # fmt: skip
     if spec.model.revision is not None:
         raise fail("model.revision", "revision applies to Hub repo ids only; remove it for a local folder")
     root = Path(spec.model.source.removeprefix("file://")).expanduser().resolve()
@@ -229,7 +237,12 @@ async def get_endpoint_models(services: ServicesDep, name: str) -> dict[str, Any
         raise ValidationError(
             f"Endpoint '{name}' serves one model; only multi-model endpoints (model.multi_model: true) list models."
         )
-    return multi_model.listing(live)
+    spec = live.spec
+    try:
+        root = services.controller.models_root(spec) if spec is not None else None
+    except (model_registry.RegistryError, OSError) as exc:
+        raise ValidationError(f"Endpoint '{name}': its models cannot be listed: {exc}") from None
+    return multi_model.listing(live, root)
 
 
 def _apply_update(request: Request, services: Services, spec: EndpointSpec) -> dict[str, Any]:

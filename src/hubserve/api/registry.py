@@ -183,7 +183,7 @@ def set_approval(services: Services, group: str, number: int, approval: str) -> 
     if approval not in APPROVALS:
         raise _bad("approval_status", f"must be one of {', '.join(APPROVALS)}")
     if approval == REJECTED:
-        users = services.controller.users_of(group, number)
+        users = services.controller.users_of(group, number, pinned_only=True)
         if users:
             raise ModelVersionInUse(
                 f"registry://{group}/{number} runs on endpoint(s) {', '.join(users)}: move them to another version "

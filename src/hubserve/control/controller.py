@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from hubserve.backends.base import Backend, Replica
+from hubserve.control import registry_models
 from hubserve.control.autoscaler import Autoscaler, Demand
 from hubserve.control.live import EndpointLive, Generation
 from hubserve.control.memory import MemoryPolice, backstop_mb, limit_mb
@@ -355,11 +356,18 @@ class Controller:
         """``registry://g/N (sha256 ...)``: the version this endpoint's replicas were last started from."""
         return self._running_versions.get(name)
 
-    def users_of(self, group: str, number: int | None = None) -> builtins.list[str]:
+    def users_of(self, group: str, number: int | None = None, *, pinned_only: bool = False) -> builtins.list[str]:
         """Endpoints whose source is a version of ``group`` (``number``: that version, pinned or followed)."""
         users = []
         for record in self._store.list():
             model = record.spec.model
+            if model.multi_model and registry_models.group_of(model.source) == group:  # serves every Approved version
+                if pinned_only:  # rejecting a version takes it out of such an endpoint: no conflict
+                    continue
+                version = self.registry.get(group, number) if number is not None and self.registry is not None else None
+                if number is None or (version is not None and version.approval == model_registry.APPROVED):
+                    users.append(record.name)
+                continue
             if not model_registry.is_ref(model.source):
                 continue
             try:
@@ -378,6 +386,8 @@ class Controller:
         Each goes through ``update`` (the usual rolling update: the old replicas serve until a new one is
         ready); returns the endpoints that were rolled.
         """
+        if self.registry is not None:  # multi-model endpoints over the group serve its Approved versions
+            registry_models.sync(self.registry, self._registry_root, group)
         latest = self.registry.latest_approved(group) if self.registry is not None else None
         if latest is None:
             return []
@@ -391,6 +401,19 @@ class Controller:
             self.update(spec, record.notes)
             rolled.append(record.name)
         return rolled
+
+    @property
+    def _registry_root(self) -> Path:
+        return self._settings.home_dir / "registry"
+
+    def models_root(self, spec: EndpointSpec) -> Path:
+        """The folder of a multi-model endpoint's models: its own, or its registry group's links (made now)."""
+        group = registry_models.group_of(spec.model.source)
+        if group is None:
+            return Path(spec.model.source.removeprefix("file://")).expanduser().resolve()
+        if self.registry is None:
+            raise model_registry.RegistryError("this server has no model registry; registry:// sources cannot be used")
+        return registry_models.sync(self.registry, self._registry_root, group)
 
     def _registry_launch(self, spec: EndpointSpec) -> tuple[str, str | None, str | None, builtins.list[str]]:
         """(source, revision, task, extra allowed roots) of a replica of a ``registry://`` spec, files verified."""
@@ -420,7 +443,11 @@ class Controller:
         s3 = {"s3": {"endpoint_url": settings.s3_endpoint_url}} if settings.s3_endpoint_url else {}
         source, revision, task = spec.model.source, spec.model.revision, spec.model.task
         roots = [str(root) for root in settings.allowed_model_roots]
-        if model_registry.is_ref(source):
+        if spec.model.multi_model:
+            source = str(self.models_root(spec))
+            if registry_models.group_of(spec.model.source) is not None:  # its links lead into the registry
+                roots = [*roots, str(self._registry_root)]
+        elif model_registry.is_ref(source):
             source, revision, task, extra = self._registry_launch(spec)
             roots = [*roots, *extra] if roots else roots
         return ReplicaLaunch(

@@ -30,16 +30,8 @@ def reports(live: EndpointLive) -> dict[str, Models]:
     return found
 
 
-def root_of(live: EndpointLive) -> Path | None:
-    spec = live.spec
-    if spec is None or not spec.model.multi_model:
-        return None
-    return Path(spec.model.source.removeprefix("file://")).expanduser().resolve()
-
-
-def listing(live: EndpointLive) -> dict[str, Any]:
-    """Every model the endpoint serves now (its folder's) or has served, with where and how it is loaded."""
-    root = root_of(live)
+def listing(live: EndpointLive, root: Path | None) -> dict[str, Any]:
+    """Every model the endpoint serves now (its folder's, ``root``) or has served, with where and how it is loaded."""
     names = list_model_folders(root) if root is not None else []
     by_replica = reports(live)
     models: dict[str, dict[str, Any]] = {

@@ -197,7 +197,7 @@ class ModelHost:
     def _slot(self, name: str) -> _Slot:
         name = self._aliases.get(name, name)
         slot = self._slots.get(name)
-        if slot is not None and slot.model is not None and slot.folder.is_dir():
+        if slot is not None and slot.model is not None and (self.root / name).is_dir():
             return slot  # the common case costs one stat, not a walk of the folder
         check_name(name)
         found = self._folder(name)
