@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import statistics
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from hubserve.api.deps import ServicesDep
 from hubserve.api.errors import spec_error
 from hubserve.control import multi_model, registry_models
 from hubserve.control.live import EndpointLive
-from hubserve.errors import EndpointExists, EndpointNotFound, SpecError, ValidationError
+from hubserve.errors import EndpointExists, EndpointNotFound, HubserveError, SpecError, ValidationError
 from hubserve.models import sources
 from hubserve.services import Services
 from hubserve.settings import Settings
@@ -149,9 +150,12 @@ def _prepare_multi_model(spec: EndpointSpec, settings: Settings, fail: Callable[
         approved = [v.number for v in registry.versions(group) if v.approval == model_registry.APPROVED and v.source_kind == "folder"]
         return [(f"multi-model: registry group '{group}', each Approved folder version a model named by its number "
                 f"(now: {', '.join(map(str, approved)) or 'none'})")]  # fmt: skip
+    if spec.model.source.startswith("s3://"):
+        return [(f"multi-model: the models under {spec.model.source} (model.tar.gz archives or folders), each fetched "
+                "and loaded on its first call")]  # fmt: skip
     if not sources.is_local(spec.model.source):
         raise fail("model.source", "a multi-model endpoint's source must be a local folder of model folders "
-                   "(start it with / or ./) or a registry group (registry://GROUP)")  # fmt: skip
+                   "(start it with / or ./), an s3:// prefix, or a registry group (registry://GROUP)")  # fmt: skip
     if spec.model.revision is not None:
         raise fail("model.revision", "revision applies to Hub repo ids only; remove it for a local folder")
     root = Path(spec.model.source.removeprefix("file://")).expanduser().resolve()
@@ -240,9 +244,17 @@ async def get_endpoint_models(services: ServicesDep, name: str) -> dict[str, Any
     spec = live.spec
     try:
         root = services.controller.models_root(spec) if spec is not None else None
-    except (model_registry.RegistryError, OSError) as exc:
-        raise ValidationError(f"Endpoint '{name}': its models cannot be listed: {exc}") from None
-    return multi_model.listing(live, root)
+        if root is not None:
+            source, names = str(root), multi_model.folder_names(root)
+        elif spec is not None:  # an object-store prefix: listed in a thread, never on the loop
+            source = spec.model.source
+            names = await asyncio.to_thread(multi_model.names_under, services.storage.resolve(source))
+        else:
+            source, names = None, []
+    except (model_registry.RegistryError, OSError, HubserveError) as exc:
+        message = exc.message if isinstance(exc, HubserveError) else str(exc)
+        raise ValidationError(f"Endpoint '{name}': its models cannot be listed: {message}") from None
+    return multi_model.listing(live, source, names)
 
 
 def _apply_update(request: Request, services: Services, spec: EndpointSpec) -> dict[str, Any]:

@@ -406,8 +406,11 @@ class Controller:
     def _registry_root(self) -> Path:
         return self._settings.home_dir / "registry"
 
-    def models_root(self, spec: EndpointSpec) -> Path:
-        """The folder of a multi-model endpoint's models: its own, or its registry group's links (made now)."""
+    def models_root(self, spec: EndpointSpec) -> Path | None:
+        """The folder of a multi-model endpoint's models: its own, or its registry group's links (made now);
+        None for an object-store prefix (the replicas fetch each model)."""
+        if spec.model.source.startswith("s3://"):
+            return None
         group = registry_models.group_of(spec.model.source)
         if group is None:
             return Path(spec.model.source.removeprefix("file://")).expanduser().resolve()
@@ -444,7 +447,8 @@ class Controller:
         source, revision, task = spec.model.source, spec.model.revision, spec.model.task
         roots = [str(root) for root in settings.allowed_model_roots]
         if spec.model.multi_model:
-            source = str(self.models_root(spec))
+            root = self.models_root(spec)
+            source = str(root) if root is not None else spec.model.source  # an s3:// prefix: fetched by the replica
             if registry_models.group_of(spec.model.source) is not None:  # its links lead into the registry
                 roots = [*roots, str(self._registry_root)]
         elif model_registry.is_ref(source):

@@ -14,10 +14,13 @@ from typing import Any
 
 from hubserve.control.live import EndpointLive
 from hubserve.metrics import Metrics
+from hubserve.models.archives import ARCHIVE_SUFFIXES
 from hubserve.models.sources import list_model_folders
+from hubserve.storage import Location
 from hubserve.worker.protocol import HeldModel, Models
 
 _COUNTED = ("loads", "unloads", "hits", "misses")
+_MARKERS = ("config.json", "modules.json")
 
 
 def reports(live: EndpointLive) -> dict[str, Models]:
@@ -30,9 +33,25 @@ def reports(live: EndpointLive) -> dict[str, Models]:
     return found
 
 
-def listing(live: EndpointLive, root: Path | None) -> dict[str, Any]:
-    """Every model the endpoint serves now (its folder's, ``root``) or has served, with where and how it is loaded."""
-    names = list_model_folders(root) if root is not None else []
+def names_under(prefix: Location) -> list[str]:
+    """The models under an object-store prefix: its archives and its folders holding a config.json (blocking)."""
+    base = prefix.url.rstrip("/") + "/"
+    names: set[str] = set()
+    for found in prefix.files():
+        relative = found.url[len(base):]
+        head, _, rest = relative.partition("/")
+        if (not rest and head.endswith(ARCHIVE_SUFFIXES)) or rest in _MARKERS or any(rest.endswith("/" + marker) for marker in _MARKERS):
+            names.add(head)
+    return sorted(names)
+
+
+def folder_names(root: Path) -> list[str]:
+    return list_model_folders(root)
+
+
+def listing(live: EndpointLive, source: str | None, names: list[str]) -> dict[str, Any]:
+    """Every model the endpoint serves now (``names``, what its ``source`` holds) or has served, with where and how
+    it is loaded."""
     by_replica = reports(live)
     models: dict[str, dict[str, Any]] = {
         name: _entry(name, available=True) for name in names
@@ -46,7 +65,7 @@ def listing(live: EndpointLive, root: Path | None) -> dict[str, Any]:
     budget = [report.budget_mb for report in by_replica.values()]
     return {
         "endpoint": live.name,
-        "source": str(root) if root is not None else None,
+        "source": source,
         "models_memory_mb": max(budget) if budget else None,
         "replicas": {replica_id: {"used_mb": report.used_mb, "budget_mb": report.budget_mb} for replica_id, report in by_replica.items()},
         "models": sorted(models.values(), key=lambda entry: entry["name"]),

@@ -95,8 +95,9 @@ class _Slot:
     """One model the replica has been asked for, loaded or not, and its counters."""
 
     name: str
-    folder: Path
+    folder: Path | None  # None: a remote model not fetched yet
     model: Any = None
+    fetching: asyncio.Task[None] | None = None
     loading: asyncio.Task[Any] | None = None
     size_mb: float = 0.0
     in_flight: int = 0
@@ -120,13 +121,18 @@ class ModelHost:
 
     ``load`` (a model folder -> a loaded model) runs in the loader thread; ``on_change`` is called on
     the event loop whenever a model starts loading, loads or unloads (the replica tells the gateway).
+    With ``fetch`` (a name -> a local folder, blocking: an ``s3://`` prefix's archive downloaded and
+    extracted), models are not looked up under ``root`` but fetched on their first call, in a fetch
+    thread; a model once fetched keeps its folder, as SageMaker keeps its copy when the object goes.
     """
 
     def __init__(
         self, root: Path, load: Callable[[Path], Any], budget_mb: float, *, allowed_roots: list[Path] | None = None,
-        on_change: Callable[[], None] | None = None,
+        on_change: Callable[[], None] | None = None, fetch: Callable[[str], Path] | None = None,
     ) -> None:  # fmt: skip
         self.root = root
+        self._fetch = fetch
+        self._fetcher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="model-fetch") if fetch else None
         self.budget_mb = budget_mb
         self._load = load
         self._allowed_roots = allowed_roots or [root]
@@ -164,6 +170,9 @@ class ModelHost:
                 self._lru.move_to_end(slot.name)
                 return slot.model
             waited = True
+            if slot.folder is None:
+                await self._fetched(slot)
+                continue
             if slot.loading is None and not await self._start_load(slot):
                 continue  # waited for memory to be released; look again
             assert slot.loading is not None
@@ -193,8 +202,30 @@ class ModelHost:
 
     def close(self) -> None:
         self._loader.shutdown(wait=False, cancel_futures=True)
+        if self._fetcher is not None:
+            self._fetcher.shutdown(wait=False, cancel_futures=True)
+
+    async def _fetched(self, slot: _Slot) -> None:
+        """Fetch a remote model's files once, however many requests wait for them."""
+        if slot.fetching is None:
+            slot.fetching = asyncio.get_running_loop().create_task(self._fetch_slot(slot))
+            slot.fetching.add_done_callback(_retrieved)
+        await asyncio.shield(slot.fetching)
+
+    async def _fetch_slot(self, slot: _Slot) -> None:
+        assert self._fetch is not None and self._fetcher is not None
+        try:
+            slot.folder = await asyncio.get_running_loop().run_in_executor(self._fetcher, self._fetch, slot.name)
+        finally:
+            slot.fetching = None
 
     def _slot(self, name: str) -> _Slot:
+        if self._fetch is not None:  # remote: any plain name, looked for when fetched
+            slot = self._slots.get(name)
+            if slot is None:
+                check_name(name)
+                slot = self._slots[name] = _Slot(name, None)
+            return slot
         name = self._aliases.get(name, name)
         slot = self._slots.get(name)
         if slot is not None and slot.model is not None and (self.root / name).is_dir():
@@ -236,6 +267,7 @@ class ModelHost:
 
     async def _start_load(self, slot: _Slot) -> bool:
         """Begin loading ``slot`` once it fits (unloading idle models, oldest first); False after waiting."""
+        assert slot.folder is not None
         estimate = weights_mb(slot.folder)
         if estimate > self.budget_mb:
             raise ModelError(
@@ -257,6 +289,7 @@ class ModelHost:
         return True
 
     async def _load_slot(self, slot: _Slot, estimate: float) -> None:
+        assert slot.folder is not None
         before = rss_mb()
         started = time.perf_counter()
         try:

@@ -46,6 +46,7 @@ import asyncio
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -80,7 +81,8 @@ TIMING_PREFIX = "hubserve-replica-timing "
 BATCH_PREFIX = "hubserve-replica-batch "
 BATCH_LOG_INTERVAL_S = 1.0
 STATS_INTERVAL_S = 0.1
-MODELS_INTERVAL_S = 0.05
+MODELS_INTERVAL_S = 0.05  # a load or unload: routing should know at once
+MODELS_COUNTERS_INTERVAL_S = 1.0  # only counters and last use changed
 
 # What a connection has in flight, by request id: queued or running in the batcher, in the generation
 # engine, or (a multi-model replica) waiting for its model to load.
@@ -154,7 +156,7 @@ class ReplicaServer:
     ) -> None:  # fmt: skip
         self._model = model
         self.host = host
-        self._models_handle: asyncio.Handle | None = None
+        self._models_handle: asyncio.TimerHandle | None = None
         if host is not None:
             host.on_change = self._models_changed
         self.limits = limits or resolve_limits(model, "cpu", None, None)
@@ -277,6 +279,7 @@ class ReplicaServer:
             _write(writer, encode_frame(planned))
             return
         planned.payload.model = model
+        self._schedule_models(MODELS_COUNTERS_INTERVAL_S)  # hits and last use reach the listing within a second
         if planned.key is not None:
             planned.key = (name, planned.key)  # only requests for the same model share a batch
         future = self.batcher.submit(planned)
@@ -285,9 +288,21 @@ class ReplicaServer:
         future.add_done_callback(lambda _: self.host.release(name) if self.host is not None else None)
 
     def _models_changed(self) -> None:
-        """A model started loading, loaded or unloaded: tell every connection, at most every 50 ms."""
-        if self._models_handle is None and self._loop is not None and not self._loop.is_closed():
-            self._models_handle = self._loop.call_later(MODELS_INTERVAL_S, self._send_models)
+        """A model started loading, loaded or unloaded: tell every connection within 50 ms."""
+        self._schedule_models(MODELS_INTERVAL_S)
+
+    def _schedule_models(self, delay: float) -> None:
+        """Send the models' report in ``delay`` s, or sooner if one is already due sooner."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        when = loop.time() + delay
+        handle = self._models_handle
+        if handle is not None:
+            if handle.when() <= when:
+                return
+            handle.cancel()
+        self._models_handle = loop.call_at(when, self._send_models)
 
     def _send_models(self) -> None:
         self._models_handle = None
@@ -508,15 +523,26 @@ def _model_host(launch: ReplicaLaunch) -> ModelHost:
     from hubserve.models.sources import SourceError, is_local
     from hubserve.models.task_inference import infer_task
     from hubserve.worker import model_host
+    from hubserve.worker.model_fetch import object_store_fetcher
 
-    if not is_local(launch.source):
-        raise SourceError(f"a multi-model endpoint's source must be a local folder of model folders; got '{launch.source}'")
-    root = Path(launch.source.removeprefix("file://")).expanduser().resolve()
+    fetch = None
     roots = [Path(allowed) for allowed in launch.allowed_roots]
-    if roots and not any(root == allowed or allowed in root.parents for allowed in roots):
-        raise SourceError(f"model folder '{root}' is outside the allowed model roots ({', '.join(map(str, roots))})")
-    if not root.is_dir():
-        raise SourceError(f"model folder '{root}' does not exist or is not a folder")
+    if launch.source.startswith("s3://"):  # fetched on first call into the replica's own cache
+        cache = Path(launch.runtime_cache).parent if launch.runtime_cache else Path(tempfile.gettempdir())
+        root = cache / "multi-model" / launch.endpoint
+        root.mkdir(parents=True, exist_ok=True)
+        fetch = object_store_fetcher(launch.source, root, launch.storage_options)
+        roots = [root]
+    elif not is_local(launch.source):
+        raise SourceError(
+            f"a multi-model endpoint's source must be a local folder of model folders or an s3:// prefix; got '{launch.source}'"
+        )
+    else:
+        root = Path(launch.source.removeprefix("file://")).expanduser().resolve()
+        if roots and not any(root == allowed or allowed in root.parents for allowed in roots):
+            raise SourceError(f"model folder '{root}' is outside the allowed model roots ({', '.join(map(str, roots))})")
+        if not root.is_dir():
+            raise SourceError(f"model folder '{root}' does not exist or is not a folder")
     if launch.models_memory_mb is not None:
         budget = float(launch.models_memory_mb)
     elif launch.memory_limit_mb is not None:
@@ -532,7 +558,7 @@ def _model_host(launch: ReplicaLaunch) -> ModelHost:
             allow_missing_weights=launch.allow_missing_weights,
         )  # fmt: skip
 
-    return model_host.ModelHost(root, load, budget, allowed_roots=roots or [root])
+    return model_host.ModelHost(root, load, budget, allowed_roots=roots or [root], fetch=fetch)
 
 
 def _write_multi_model_info(path: Path, host: ModelHost, launch: ReplicaLaunch) -> None:

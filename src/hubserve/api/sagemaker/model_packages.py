@@ -182,7 +182,7 @@ async def update_model_package(ctx: Context, body: dict[str, Any]) -> dict[str, 
     if request.ModelApprovalStatus is not None:
         approval = package_shapes.check_approval("ModelApprovalStatus", request.ModelApprovalStatus)
         try:  # the REST approval: approving rolls the endpoints that follow the group's latest-approved
-            _registry(ctx).set_approval(version.group, version.number, approval)
+            registry_api.set_approval(ctx.services, version.group, version.number, approval)
         except registry_api.ModelVersionInUse:
             users = ctx.controller.users_of(version.group, version.number)
             raise _conflict(f"ModelPackage {arn} runs on endpoint(s) {', '.join(users)}: update them to another "
