@@ -3,6 +3,7 @@ LRU unloading within the budget, models added and removed live, the models listi
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Iterator
@@ -104,8 +105,6 @@ def test_boto3_target_model_unchanged(api: httpx.Client, endpoint: str, runtime:
     for target in ("b", "b.tar.gz"):  # SageMaker clients name archives; the folder answers
         answer = runtime.invoke_endpoint(EndpointName=NAME, TargetModel=target, ContentType="application/json",
                                          Body=b'{"inputs": "what a day"}')  # fmt: skip
-        import json
-
         assert _labels(json.loads(answer["Body"].read())) <= {"b-neg", "b-pos"}
 
 
@@ -164,3 +163,27 @@ def test_the_listing_of_a_single_model_endpoint_is_refused(api: httpx.Client, en
     answer = api.get(f"/v1/endpoints/{SINGLE}/models")
     assert answer.status_code == 400 and "multi_model" in answer.json()["error"]["message"]
     assert api.get("/v1/endpoints/nothing/models").status_code == 404
+
+
+def test_the_sagemaker_workflow_creates_a_multi_model_endpoint(server: RunningServer, root: Path, runtime: Any) -> None:
+    """create_model with Mode MultiModel, an endpoint config and an endpoint, as the seed's boto3 code does."""
+    sm = boto3.client("sagemaker", endpoint_url=server.url, aws_access_key_id="hubserve",
+                      aws_secret_access_key=server.token, region_name="us-east-1")  # fmt: skip
+    sm.create_model(ModelName="mme-sm-model", PrimaryContainer={
+        "Image": "hf-inference", "Mode": "MultiModel", "ModelDataUrl": str(root),
+        "Environment": {"HF_TASK": "text-classification"}})  # fmt: skip
+    assert sm.describe_model(ModelName="mme-sm-model")["PrimaryContainer"]["Mode"] == "MultiModel"
+    sm.create_endpoint_config(EndpointConfigName="mme-sm-config", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": "mme-sm-model", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])  # fmt: skip
+    sm.create_endpoint(EndpointName="mme-sm", EndpointConfigName="mme-sm-config")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="mme-sm", WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    try:
+        answer = runtime.invoke_endpoint(EndpointName="mme-sm", TargetModel="c.tar.gz", ContentType="application/json",
+                                         Body=b'{"inputs": "what a day"}')  # fmt: skip
+        assert _labels(json.loads(answer["Body"].read())) <= {"c-neg", "c-pos"}
+        with pytest.raises(runtime.exceptions.ValidationError, match="TargetModel"):
+            runtime.invoke_endpoint(EndpointName="mme-sm", ContentType="application/json", Body=b'{"inputs": "x"}')
+        with pytest.raises(sm.exceptions.ClientError, match="ModelDataUrl"):
+            sm.create_model(ModelName="mme-sm-bad", PrimaryContainer={"Image": "x", "Mode": "MultiModel"})
+    finally:
+        sm.delete_endpoint(EndpointName="mme-sm")

@@ -76,6 +76,10 @@ async def create_model(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     package = (container.model_extra or {}).get("ModelPackageName")
     if package:  # a registry version (model_packages.py): its source is registry://GROUP/N
         extra = {"registry_source": package_shapes.package_source(ctx.controller.registry, ctx.region, str(package))}
+    elif container.Mode == "MultiModel":  # TargetModel picks one of the models under the prefix, loaded on demand
+        if not container.ModelDataUrl:
+            raise validation("Mode MultiModel needs ModelDataUrl: the s3:// prefix (or local folder) of the models.")
+        extra = {"multi_model_source": container.ModelDataUrl.strip()}
     elif container.ModelDataUrl:
         model_dir = await asyncio.to_thread(_model_folder, ctx, container.ModelDataUrl, name)
         extra = {"model_dir": str(model_dir), "custom_code": bool(find_custom_code(model_dir))}

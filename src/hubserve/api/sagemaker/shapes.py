@@ -42,6 +42,7 @@ class _Shape(BaseModel):
 
 class ContainerDefinition(_Shape):
     ModelDataUrl: str | None = None
+    Mode: Literal["SingleModel", "MultiModel"] | None = None  # MultiModel: ModelDataUrl is a prefix of models
     Environment: dict[str, str] = Field(default_factory=dict)
     Image: str | None = None
 
@@ -189,8 +190,11 @@ def model_section(definition: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
     container = definition.get("PrimaryContainer") or {}
     environment: dict[str, str] = dict(container.get("Environment") or {})
     local_dir = definition.get("hubserve", {}).get("model_dir")
+    many = definition.get("hubserve", {}).get("multi_model_source")
     model: dict[str, Any] = {}
-    if local_dir:
+    if many:  # a multi-model endpoint: every model under the prefix (or folder), by TargetModel
+        model["source"], model["multi_model"] = many, True
+    elif local_dir:
         model["source"] = local_dir
     elif environment.get("HF_MODEL_ID"):
         model["source"] = environment["HF_MODEL_ID"]
