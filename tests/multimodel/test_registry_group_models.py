@@ -66,3 +66,9 @@ def test_a_registry_group_serves_its_approved_versions(api: httpx.Client, versio
 def test_a_registry_group_source_needs_the_group(api: httpx.Client) -> None:
     answer = api.post("/v1/endpoints", json={"name": "nogroup", "model": {"source": "registry://nogroup", "multi_model": True}})
     assert answer.status_code == 422 and "no model group 'nogroup'" in answer.json()["error"]["message"]
+
+
+def test_generative_tasks_are_refused_with_what_to_do(api: httpx.Client, tmp_path: Path) -> None:
+    answer = api.post("/v1/endpoints", json={
+        "name": "gen-mme", "model": {"source": str(tmp_path), "task": "text-generation", "multi_model": True}})  # fmt: skip
+    assert answer.status_code == 422 and "deploy each generative model as its own endpoint" in answer.json()["error"]["message"]

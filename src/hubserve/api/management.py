@@ -32,6 +32,7 @@ from hubserve.spec import (
 )
 from hubserve.store import EndpointRecord
 from hubserve.store import registry as model_registry
+from hubserve.tasks import GENERATIVE_TASKS
 
 router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 
@@ -143,6 +144,10 @@ def _prepare_multi_model(spec: EndpointSpec, settings: Settings, fail: Callable[
                          registry: model_registry.RegistryStore | None) -> list[str]:  # fmt: skip
     """A multi-model source is a local folder (inside the model roots) of model folders; each model is checked
     when it is first called, since models come and go without a redeploy."""
+    if spec.model.task in GENERATIVE_TASKS:
+        raise fail("model.task", f"{spec.model.task} is not served by multi-model endpoints yet (its continuous batching, "
+                   "streams and OpenAI routes run one model per replica): deploy each generative model as its own "
+                   "endpoint, which can scale to zero")  # fmt: skip
     group = registry_models.group_of(spec.model.source)
     if group is not None:
         if registry is None or registry.group(group) is None:

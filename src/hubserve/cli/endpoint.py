@@ -1,4 +1,5 @@
-"""`hubserve endpoint ...`: create, list, describe, update, delete, pause, resume and scale to zero.
+"""`hubserve endpoint ...`: create, list, describe, update, delete, pause, resume, scale to zero, and the
+models of a multi-model endpoint.
 
 Each command is a few lines over ``hubserve.sdk.Client``; spec shaping lives in
 ``specs``, printing in ``output``, error lines in ``common``.
@@ -10,6 +11,7 @@ import time
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 from rich.text import Text
 
 from hubserve.cli import output
@@ -143,6 +145,25 @@ def describe(
     with make_client(ctx, url, token) as client:
         description = client.get_endpoint(name)
     _show(ctx, json_, description)
+
+
+@app.command("models")
+@cli_errors
+def models(
+    ctx: typer.Context, name: NameArg, url: UrlOption = None, token: TokenOption = None, json_: JsonOption = False
+) -> None:
+    """A multi-model endpoint's models: state, replicas, size, last use, load time, hits/misses; memory per replica."""
+    with make_client(ctx, url, token) as client:
+        listing = client.endpoint_models(name)
+    if want_json(ctx, json_):
+        output.print_json(listing)
+        return
+    out = output.console()
+    out.print(_memory_line(listing))
+    if not listing.get("models"):
+        out.print(Text(f"No models yet: add model folders under {listing.get('source') or 'its source'}."))
+        return
+    out.print(_models_table(listing.get("models") or [], time.time()))
 
 
 @app.command("update")
@@ -302,3 +323,57 @@ def _show_state(ctx: typer.Context, json_: bool, description: dict[str, Any], na
         output.print_json(description)
     else:
         typer.echo(f"Endpoint '{description.get('name', name)}': {description.get('state', 'unknown')}")
+
+
+MODEL_STATE_STYLES = {"loaded": "green", "loading": "yellow", "unloaded": "dim"}
+
+
+def _memory_line(listing: dict[str, Any]) -> Text:
+    """``Endpoint 'mme' (/models/root), memory used/budget per replica: r1 80.1/123.4 MB``; a replica with no
+    budget (``models_memory_mb`` unset and none derived) shows its use alone."""
+    line = Text(f"Endpoint '{listing.get('endpoint')}' ({listing.get('source')}), memory used/budget per replica: ")
+    replicas = listing.get("replicas") or {}
+    if not replicas:
+        line.append("no replica running", style="dim")
+    for index, (replica, memory) in enumerate(sorted(replicas.items())):
+        used, budget = memory.get("used_mb"), memory.get("budget_mb")
+        line.append(", " if index else "")
+        line.append(f"{replica} ")
+        line.append(f"{_mb(used)}/{_mb(budget)} MB" if budget else f"{_mb(used)} MB (no budget)", style="bold")
+    return line
+
+
+def _models_table(items: list[dict[str, Any]], now: float) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("MODEL", "STATE", "REPLICAS", "SIZE MB", "LAST USED", "LOAD TIME", "HITS/MISSES"):
+        table.add_column(column, overflow="fold", justify="right" if column in ("SIZE MB", "LOAD TIME", "HITS/MISSES") else "left")
+    for item in items:
+        state = Text(str(item.get("state") or "-"), style=MODEL_STATE_STYLES.get(str(item.get("state")), ""))
+        if item.get("available") is False:
+            state.append(" (gone from the folder)", style="dim")
+        load_s = item.get("load_s")
+        table.add_row(
+            str(item.get("name", "-")),
+            state,
+            ", ".join(item.get("replicas") or []) or "-",
+            _mb(item.get("size_mb")),
+            relative_time(item.get("last_used"), now),
+            "-" if load_s is None else f"{load_s:.2f}s",
+            f"{item.get('hits', 0)}/{item.get('misses', 0)}",
+        )
+    return table
+
+
+def relative_time(epoch: float | None, now: float) -> str:
+    """``12s ago``, ``5m ago``, ``3h ago``, ``2d ago``; ``-`` for never (a table cell reads faster than a date)."""
+    if not epoch:
+        return "-"
+    ago = max(0.0, now - epoch)
+    for unit, seconds in (("d", 86400), ("h", 3600), ("m", 60)):
+        if ago >= seconds:
+            return f"{int(ago // seconds)}{unit} ago"
+    return f"{int(ago)}s ago"
+
+
+def _mb(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.1f}"

@@ -42,6 +42,11 @@ def invoke(
         str | None, typer.Option("--content-type", help="Content-Type of DATA with --sagemaker.", show_default=False)
     ] = None,
     accept: Annotated[str | None, typer.Option("--accept", help="Accept header.", show_default=False)] = None,
+    target_model: Annotated[
+        str | None,
+        typer.Option("--target-model", "-m", help="The model of a multi-model endpoint (SageMaker's TargetModel).",
+                     show_default=False),
+    ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Also print status, latencies and cold start (stderr).")
     ] = False,
@@ -61,15 +66,17 @@ def invoke(
     raw = _read_body(data if data is not None else data_option)
     if stream:
         with make_client(ctx, url, token) as client:
-            _print_stream(client, name, _hf_payload(raw), as_json=want_json(ctx, json_), verbose=verbose)
+            _print_stream(client, name, _hf_payload(raw), as_json=want_json(ctx, json_), verbose=verbose,
+                          target_model=target_model)  # fmt: skip
         return
     with make_client(ctx, url, token) as client:
         if sagemaker:
             result = client.invoke(
-                name, raw, dialect="sagemaker", content_type=content_type or _guess_type(raw), accept=accept
+                name, raw, dialect="sagemaker", content_type=content_type or _guess_type(raw), accept=accept,
+                target_model=target_model,
             )
         else:
-            result = client.invoke(name, _hf_payload(raw), dialect="hf", accept=accept)
+            result = client.invoke(name, _hf_payload(raw), dialect="hf", accept=accept, target_model=target_model)
     if verbose:
         _print_timing(result)
     if want_json(ctx, json_):
@@ -89,14 +96,16 @@ def invoke(
         output.print_json(result.body)
 
 
-def _print_stream(client: Client, name: str, payload: Any, *, as_json: bool, verbose: bool) -> None:
+def _print_stream(
+    client: Client, name: str, payload: Any, *, as_json: bool, verbose: bool, target_model: str | None = None
+) -> None:
     """Each event as it arrives, flushed: the token's text (a newline at the end), or JSON lines."""
     started = time.perf_counter()
     first_ms: float | None = None
     events = 0
     ended = False
     try:
-        for event in client.stream(name, payload):
+        for event in client.stream(name, payload, target_model=target_model):
             if first_ms is None:
                 first_ms = (time.perf_counter() - started) * 1000.0
             events += 1

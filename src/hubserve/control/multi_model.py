@@ -63,10 +63,12 @@ def listing(live: EndpointLive, source: str | None, names: list[str]) -> dict[st
                 entry = models[held.name] = _entry(held.name, available=False)
             _merge(entry, replica_id, held)
     budget = [report.budget_mb for report in by_replica.values()]
+    spec = live.spec
+    configured = spec.model.models_memory_mb if spec is not None else None
     return {
         "endpoint": live.name,
         "source": source,
-        "models_memory_mb": max(budget) if budget else None,
+        "models_memory_mb": max(budget) if budget else configured,  # as the replicas measured it, else as set
         "replicas": {replica_id: {"used_mb": report.used_mb, "budget_mb": report.budget_mb} for replica_id, report in by_replica.items()},
         "models": sorted(models.values(), key=lambda entry: entry["name"]),
     }

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from hubserve.sdk import http
+from hubserve.sdk.client import endpoint_models_call, targeted
 from hubserve.sdk.http import (
     DEFAULT_TIMEOUT,
     Call,
@@ -78,6 +79,10 @@ class AsyncClient:
     async def get_metrics(self, name: str, window: str = "1h") -> dict[str, Any]:
         return await self._call(http.get_metrics(name, window))  # type: ignore[no-any-return]
 
+    async def endpoint_models(self, name: str) -> dict[str, Any]:
+        """A multi-model endpoint's models and its replicas' memory; see ``Client.endpoint_models``."""
+        return await self._call(endpoint_models_call(name))  # type: ignore[no-any-return]
+
     async def get_logs(
         self, name: str, *, since: str | None = None, tail: int = 200, source: str | None = None
     ) -> dict[str, Any]:
@@ -137,16 +142,17 @@ class AsyncClient:
         parameters: Mapping[str, Any] | None = None,
         content_type: str | None = None,
         accept: str | None = None,
+        target_model: str | None = None,
     ) -> Invocation:
-        """One request to an endpoint; see ``Client.invoke`` for the two dialects."""
+        """One request to an endpoint; see ``Client.invoke`` for the two dialects and ``target_model``."""
         call = http.invoke(name, data, dialect=dialect, parameters=parameters, content_type=content_type, accept=accept)
-        return await self._call(call)  # type: ignore[no-any-return]
+        return await self._call(targeted(call, target_model))  # type: ignore[no-any-return]
 
     async def stream(
-        self, name: str, data: Any, *, parameters: Mapping[str, Any] | None = None
+        self, name: str, data: Any, *, parameters: Mapping[str, Any] | None = None, target_model: str | None = None
     ) -> AsyncIterator[StreamEvent]:
         """Invoke ``name`` as a stream and yield its server-sent events as they arrive; see ``Client.stream``."""
-        call = http.stream(name, data, parameters=parameters)
+        call = targeted(http.stream(name, data, parameters=parameters), target_model)
         try:
             async with self._http.stream(call.method, call.path, **call.kwargs()) as response:
                 if response.status_code >= 400:

@@ -9,9 +9,11 @@ answer parsing live in ``sdk.http``, shared with ``AsyncClient``.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import httpx
 
@@ -42,6 +44,31 @@ __all__ = [
     "StreamEvent",
     "error_from_response",
 ]
+
+TARGET_MODEL_HEADER = "X-Amzn-SageMaker-Target-Model"  # what boto3's invoke_endpoint(TargetModel=...) sends
+
+
+# --- multi-model endpoints (routes shared with AsyncClient) -------------------------------
+
+
+def endpoint_models_call(name: str) -> Call:
+    """GET /v1/endpoints/{name}/models: a multi-model endpoint's models, their state and the replicas' memory."""
+    return Call("GET", http.endpoint_path(name) + "/models")
+
+
+def targeted(call: Call, target_model: str | None) -> Call:
+    """``call`` (an invocation) aimed at one model of a multi-model endpoint; unchanged when ``target_model`` is None.
+
+    The Hugging Face shape goes to ``/endpoints/{name}/models/{model}``; SageMaker's keeps its
+    ``/invocations`` route and names the model in the TargetModel header, as boto3 does.
+    """
+    if target_model is None:
+        return call
+    if not target_model:
+        raise ValueError("target_model must name a model (a folder under the endpoint's source)")
+    if call.path.endswith("/invocations"):
+        return dataclasses.replace(call, headers={**(call.headers or {}), TARGET_MODEL_HEADER: target_model})
+    return dataclasses.replace(call, path=f"{call.path}/models/{quote(target_model, safe='')}")
 
 
 class Client:
@@ -104,6 +131,11 @@ class Client:
         """Every endpoint's metrics in the Prometheus text format (what /metrics serves)."""
         return self._call(http.prometheus_metrics())  # type: ignore[no-any-return]
 
+    def endpoint_models(self, name: str) -> dict[str, Any]:
+        """A multi-model endpoint's models (state, replicas, size, last use, load time, hits and misses)
+        and each replica's memory used and budget; ValidationError for a single-model endpoint."""
+        return self._call(endpoint_models_call(name))  # type: ignore[no-any-return]
+
     def update_endpoint(self, name: str, spec: Mapping[str, Any] | EndpointSpec) -> dict[str, Any]:
         """Replace the whole spec (PUT); fields left out go back to their defaults."""
         return self._call(http.update_endpoint(name, spec))  # type: ignore[no-any-return]
@@ -161,6 +193,7 @@ class Client:
         parameters: Mapping[str, Any] | None = None,
         content_type: str | None = None,
         accept: str | None = None,
+        target_model: str | None = None,
     ) -> Invocation:
         """Send one request to an endpoint and return its answer with the timing headers.
 
@@ -169,12 +202,16 @@ class Client:
         ``parameters`` are merged in. ``dialect="sagemaker"`` posts to
         ``/endpoints/{name}/invocations`` as SageMaker's runtime does: bytes and str
         go as they are with ``content_type`` (default application/json), anything
-        else is JSON-encoded.
+        else is JSON-encoded. ``target_model`` names the model of a multi-model endpoint that answers
+        (``/endpoints/{name}/models/{model}``, or SageMaker's TargetModel header); a name the
+        endpoint lacks raises TargetModelNotFound (ValidationError in the SageMaker dialect, as AWS).
         """
         call = http.invoke(name, data, dialect=dialect, parameters=parameters, content_type=content_type, accept=accept)
-        return self._call(call)  # type: ignore[no-any-return]
+        return self._call(targeted(call, target_model))  # type: ignore[no-any-return]
 
-    def stream(self, name: str, data: Any, *, parameters: Mapping[str, Any] | None = None) -> Iterator[StreamEvent]:
+    def stream(
+        self, name: str, data: Any, *, parameters: Mapping[str, Any] | None = None, target_model: str | None = None
+    ) -> Iterator[StreamEvent]:
         """Invoke ``name`` as a stream and yield its server-sent events as they arrive.
 
         The body is the Hugging Face toolkit shape with ``"stream": true`` (a mapping as is, anything
@@ -182,8 +219,9 @@ class Client:
         event per token (``event.text``; the last event's ``data["generated_text"]`` is the whole text).
         A refusal raises before the first event, a failure after it (an ``error`` event) raises the
         typed error where it happened; closing the generator early cancels the rest in the replica.
+        ``target_model`` names the model of a multi-model endpoint, as ``invoke``'s does.
         """
-        call = http.stream(name, data, parameters=parameters)
+        call = targeted(http.stream(name, data, parameters=parameters), target_model)
         try:
             with self._http.stream(call.method, call.path, **call.kwargs()) as response:
                 if response.status_code >= 400:

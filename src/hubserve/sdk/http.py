@@ -407,6 +407,7 @@ _BY_TYPE: dict[str, type[errors.HubserveError]] = {
         errors.Forbidden,
         errors.NotFound,
         errors.EndpointNotFound,
+        errors.TargetModelNotFound,
         errors.InferenceNotFound,
         errors.BatchJobNotFound,
         errors.BatchJobConflict,

@@ -42,10 +42,15 @@ export async function api(method, path, body) {
   return parsed;
 }
 
+/** Where an invocation goes: the endpoint, or one model of a multi-model endpoint (/endpoints/NAME/models/MODEL). */
+export function invocationPath(name, model) {
+  return `/endpoints/${encodeURIComponent(name)}${model ? `/models/${encodeURIComponent(model)}` : ""}`;
+}
+
 /** One invocation, as a client sees it: status, the raw text, the timing headers. */
-export async function invoke(name, body) {
+export async function invoke(name, body, { model } = {}) {
   const started = performance.now();
-  const response = await fetch(`/endpoints/${encodeURIComponent(name)}`, {
+  const response = await fetch(invocationPath(name, model), {
     method: "POST", headers: headers({ "Content-Type": "application/json" }), body: JSON.stringify(body),
   });
   const text = await response.text();
@@ -66,10 +71,11 @@ export const enc = encodeURIComponent;
  * One invocation as a stream of server-sent events (POST /endpoints/NAME with "stream": true), read as it
  * arrives through the response's ReadableStream. onEvent({event, data}) runs for each event (data parsed
  * as JSON when it is JSON); resolves to {status, ok, coldStart, error?, json?} once the stream ends. A
- * refusal before the stream (4xx/5xx) comes back as {ok: false, json} without events.
+ * refusal before the stream (4xx/5xx) comes back as {ok: false, json} without events. `model` names one model of
+ * a multi-model endpoint.
  */
-export async function invokeStream(name, body, onEvent) {
-  const response = await fetch(`/endpoints/${encodeURIComponent(name)}`, {
+export async function invokeStream(name, body, onEvent, { model } = {}) {
+  const response = await fetch(invocationPath(name, model), {
     method: "POST",
     headers: headers({ "Content-Type": "application/json", Accept: "text/event-stream" }),
     body: JSON.stringify({ ...body, stream: true }),

@@ -1,11 +1,13 @@
 // Endpoint page: state and actions, metrics charts over a window (a generative endpoint adds time to
 // first token, inter-token latency, tokens/s and running/waiting sequences), logs with follow, async queue and
 // batch jobs, cost serverless vs dedicated, and the spec with its edit form (PUT) and quick scaling (PATCH).
+// A multi-model endpoint adds its models: state, memory per replica, hits and misses (endpoint_models.js).
 import { api, enc } from "../api.js";
 import { lineChart } from "../chart.js";
 import { fill, fmt, h, ms, stateBadge, toast, usd } from "../dom.js";
 import { specForm } from "../specform.js";
 import { actionButtons } from "./actions.js";
+import { modelsPanel } from "./endpoint_models.js";
 
 const WINDOWS = [["5m", "5 minutes"], ["15m", "15 minutes"], ["1h", "1 hour"]];
 
@@ -21,11 +23,13 @@ export async function renderEndpoint(main, [name], page) {
   const jobs = h("div", { id: "batch" });
   const spec = h("div", { id: "spec" });
   const logs = logsPanel(name, page);
+  const models = described.model && described.model.multi_model ? modelsPanel(name, page) : null;
 
   fill(main,
     h("p", {}, h("a", { href: "#/" }, "← Endpoints")),
     header,
     h("section", { class: "panel", "aria-labelledby": "s-now" }, h("h2", { id: "s-now" }, "Now"), stats),
+    models && models.element,
     h("section", { class: "panel", "aria-labelledby": "s-metrics" },
       h("div", { class: "row spread" }, h("h2", { id: "s-metrics" }, "Metrics"),
         h("div", { class: "field inline" }, h("label", { for: "metrics-window" }, "Window"), windowSelect)),
@@ -70,8 +74,9 @@ export async function renderEndpoint(main, [name], page) {
   renderStats(stats, described);
   await renderSpec(spec, described, refreshState);
   windowSelect.addEventListener("change", refreshMetrics);
-  await Promise.all([refreshMetrics(), refreshWork(), logs.load()]);
+  await Promise.all([refreshMetrics(), refreshWork(), logs.load(), models && models.refresh()]);
   page.every(2000, refreshState);
+  if (models) page.every(2000, models.refresh);
   page.every(2000, refreshMetrics);
   page.every(5000, refreshWork);
   page.every(2000, logs.follow);

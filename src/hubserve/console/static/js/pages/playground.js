@@ -1,9 +1,11 @@
 // Playground: a form fitted to the endpoint's task, the answer shown readably and raw, the timing
 // headers, and the same request as curl / Python / `hubserve invoke` to copy. Text generation streams:
 // the text grows token by token as the server-sent events arrive, with the time to the first token.
-import { api, enc, invoke, invokeStream } from "../api.js";
+// A multi-model endpoint gets a model picker: the run goes to /endpoints/NAME/models/MODEL.
+import { api, enc, invocationPath, invoke, invokeStream } from "../api.js";
 import { fill, h, ms } from "../dom.js";
 import { taskInputs, taskResult } from "../tasks.js";
+import { modelNames } from "./endpoint_models.js";
 
 export async function renderPlayground(main, [name]) {
   const e = await api("GET", `/v1/endpoints/${enc(name)}`);
@@ -14,9 +16,12 @@ export async function renderPlayground(main, [name]) {
   const readable = h("div", { id: "pg-result" });
   const raw = h("pre", { id: "pg-raw", tabindex: 0, "aria-label": "Raw JSON answer" }, "(run the model to see its answer)");
   const snippets = h("div", { id: "pg-snippets" });
-  const form = h("form", { class: "panel", "aria-label": `Try ${name}` }, h("h2", {}, `Input (${task})`), inputs.element, run);
+  const picker = e.model.multi_model ? await modelPicker(name) : null;
+  const chosen = () => (picker ? picker.select.value || null : null);
+  const form = h("form", { class: "panel", "aria-label": `Try ${name}` }, h("h2", {}, `Input (${task})`),
+    picker && picker.element, inputs.element, run);
 
-  const showSnippets = () => fill(snippets, snippetTabs(name, inputs.body()));
+  const showSnippets = () => fill(snippets, snippetTabs(name, inputs.body(), chosen()));
   form.addEventListener("input", showSnippets);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -24,10 +29,10 @@ export async function renderPlayground(main, [name]) {
     fill(meta, h("span", { class: "muted" }, "Running… (a scaled-to-zero endpoint starts a replica first)"));
     try {
       if (inputs.streams && inputs.streams()) {
-        await runStream(name, inputs.body(), { meta, readable, raw });
+        await runStream(name, inputs.body(), { meta, readable, raw }, chosen());
         return;
       }
-      const answer = await invoke(name, inputs.body());
+      const answer = await invoke(name, inputs.body(), { model: chosen() });
       fill(meta,
         h("span", { class: `pill${answer.ok ? "" : " cold"}`, "data-status": answer.status }, `HTTP ${answer.status}`),
         h("span", { class: "pill" }, `model ${ms(num(answer.modelMs))}`),
@@ -54,11 +59,21 @@ export async function renderPlayground(main, [name]) {
   main.querySelector("textarea, input")?.focus();
 }
 
+/** The model a multi-model endpoint's run goes to: a select of the models in its folder now. */
+async function modelPicker(name) {
+  const names = await modelNames(name);
+  const select = h("select", { id: "pg-model", required: true },
+    names.map((model) => h("option", { value: model }, model)));
+  const hint = names.length ? "each model loads on its first call" : "no models in the endpoint's folder yet";
+  const element = h("div", { class: "field" }, h("label", { for: "pg-model" }, "Model", h("span", { class: "hint" }, ` — ${hint}`)), select);
+  return { element, select };
+}
+
 const num = (value) => (value === null ? null : Number(value));
 const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 /** A streamed run: the text grows as each token's event arrives; TTFT shows as soon as the first one does. */
-async function runStream(name, body, { meta, readable, raw }) {
+async function runStream(name, body, { meta, readable, raw }, model) {
   const text = h("blockquote", { class: "answer-text", id: "pg-stream", "aria-live": "polite" });
   const ttft = h("span", { class: "pill", id: "pg-ttft" }, "first token …");
   const count = h("span", { class: "pill", id: "pg-tokens" }, "0 tokens");
@@ -76,7 +91,7 @@ async function runStream(name, body, { meta, readable, raw }) {
     text.append(token ? (token.special ? "" : token.text) : typeof data === "string" ? data : "");
     raw.append(`${JSON.stringify(data)}\n`);
     last = data;
-  });
+  }, { model });
   const total = performance.now() - started;
   const made = last && typeof last === "object" && last.details && last.details.generated_tokens;
   if (Number.isInteger(made)) { tokens = made; count.textContent = plural(tokens, "token"); } // the last event may carry only the summary
@@ -100,8 +115,10 @@ async function runStream(name, body, { meta, readable, raw }) {
   }
 }
 
-function snippetTabs(name, body) {
-  const url = `${location.origin}/endpoints/${name}`;
+function snippetTabs(name, body, model = null) {
+  const url = `${location.origin}${invocationPath(name, model)}`;
+  const target = model ? `, target_model=${pyLiteral(model)}` : "";
+  const cliModel = model ? ` --target-model '${model.replace(/'/g, "'\\''")}'` : "";
   const json = JSON.stringify(body);
   const shell = `'${json.replace(/'/g, "'\\''")}'`;
   if (body.stream) {
@@ -109,17 +126,18 @@ function snippetTabs(name, body) {
     const cli = `'${JSON.stringify(plain).replace(/'/g, "'\\''")}'`;
     return tabbed({
       curl: `curl -N ${url} \\\n  -H 'Content-Type: application/json' \\\n  -d ${shell}`,
-      Python: `from hubserve import Client\n\nclient = Client(url="${location.origin}")\nfor event in client.stream("${name}", ${pyLiteral(plain)}):\n    print(event.text, end="", flush=True)\nprint()`,
-      "hubserve invoke": `hubserve invoke ${name} ${cli} --url ${location.origin} --stream`,
+      Python: `from hubserve import Client\n\nclient = Client(url="${location.origin}")\nfor event in client.stream("${name}", ${pyLiteral(plain)}${target}):\n    print(event.text, end="", flush=True)\nprint()`,
+      "hubserve invoke": `hubserve invoke ${name} ${cli} --url ${location.origin} --stream${cliModel}`,
     });
   }
   return tabbed({
     curl: `curl -s ${url} \\\n  -H 'Content-Type: application/json' \\\n  -d ${shell} -i`,
-    Python: `from hubserve import Client\n\nclient = Client(url="${location.origin}")  # invocations need no token\nanswer = client.invoke("${name}", ${pyLiteral(body)})\nprint(answer.body, answer.model_latency_ms, answer.cold_start)`,
-    "hubserve invoke": `hubserve invoke ${name} ${shell} --url ${location.origin} -v`,
+    Python: `from hubserve import Client\n\nclient = Client(url="${location.origin}")  # invocations need no token\nanswer = client.invoke("${name}", ${pyLiteral(body)}${target})\nprint(answer.body, answer.model_latency_ms, answer.cold_start)`,
+    "hubserve invoke": `hubserve invoke ${name} ${shell} --url ${location.origin} -v${cliModel}`,
   });
 }
 
+/** Snippet tabs (each names the chosen model of a multi-model endpoint). */
 function tabbed(snippets) {
   const panel = h("div", {});
   const tabs = h("div", { class: "tabs", role: "tablist", "aria-label": "Snippet language" });
