@@ -7,6 +7,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -151,3 +152,17 @@ def test_invoke_names_the_model(cli: Any, endpoint: str) -> None:
         result = cli("invoke", NAME, '{"inputs": "hi"}', "--target-model", "beta", *extra)
         assert result.exit_code == 0, result.output
         assert '"beta-' in result.output
+
+
+def test_create_makes_a_multi_model_endpoint_from_flags(cli: Any, api: httpx.Client, endpoint: str, tmp_path: Path) -> None:
+    single_source = Path(api.get(f"/v1/endpoints/{SINGLE}").json()["model"]["source"])
+    relabel(single_source, tmp_path / "gamma", ("gamma-neg", "gamma-pos"))
+    created = cli("endpoint", "create", "mme-flags", "--model", str(tmp_path), "--multi-model", "--task",
+                  "text-classification", "--json")  # fmt: skip
+    assert created.exit_code == 0, created.output
+    try:
+        assert wait_for_state(api, "mme-flags", {"running", "failed"})["model"]["multi_model"] is True
+        answer = cli("invoke", "mme-flags", '{"inputs": "hi"}', "--target-model", "gamma")
+        assert answer.exit_code == 0 and '"gamma-' in answer.output, answer.output
+    finally:
+        api.delete("/v1/endpoints/mme-flags")

@@ -74,6 +74,12 @@ MaxReplicasFlag = Annotated[int | None, typer.Option("--max-replicas", help="Ded
 EnvFlag = Annotated[
     list[str] | None, typer.Option("--env", help="KEY=VALUE for the replicas; repeatable.", show_default=False)
 ]
+MultiModelFlag = Annotated[
+    bool | None,
+    typer.Option("--multi-model/--single-model",
+                 help="The model is a folder (or s3:// prefix, or registry://GROUP) of models, each named per request.",
+                 show_default=False),
+]
 CustomCodeFlag = Annotated[
     bool | None,
     typer.Option("--custom-code/--no-custom-code", help="Run the model's handler.py / code/inference.py.", show_default=False),
@@ -104,6 +110,7 @@ def create(
     env: EnvFlag = None,
     custom_code: CustomCodeFlag = None,
     invocation_timeout: InvocationTimeoutFlag = None,
+    multi_model: MultiModelFlag = None,
     wait: WaitOption = False,
     timeout: WaitTimeoutOption = 600.0,
     url: UrlOption = None,
@@ -113,7 +120,7 @@ def create(
     """Create an endpoint from a spec file (-f) or from flags; flags override the file."""
     flags = SpecFlags(
         model, revision, task, serverless, memory_mb, max_concurrency,
-        instance, min_replicas, max_replicas, env or [], custom_code, invocation_timeout,
+        instance, min_replicas, max_replicas, env or [], custom_code, invocation_timeout, multi_model,
     )  # fmt: skip
     base = load_spec_file(file) if file else None
     spec = spec_from_flags(name, flags, base)

@@ -68,6 +68,7 @@ class SpecFlags:
     env: list[str] = field(default_factory=list)
     custom_code: bool | None = None
     invocation_timeout_s: int | None = None
+    multi_model: bool | None = None
 
 
 _SERVERLESS_FLAGS = {"memory_mb": "--memory-mb", "max_concurrency": "--max-concurrency"}
@@ -95,9 +96,11 @@ def patch_from_flags(flags: SpecFlags) -> dict[str, Any]:
     patch: dict[str, Any] = {}
     model = {
         key: value
-        for key, value in (("source", flags.model), ("revision", flags.revision), ("task", flags.task))
+        for key, value in (
+            ("source", flags.model), ("revision", flags.revision), ("task", flags.task), ("multi_model", flags.multi_model)
+        )
         if value is not None
-    }
+    }  # fmt: skip
     if model:
         patch["model"] = model
     compute_type, compute = _compute(flags)
