@@ -11,7 +11,9 @@ whole budget is refused with what to change.
 
 Sizes: a model's expected size is its weight files' bytes (what torch holds of them once loaded),
 counted against the budget from the moment its load begins; once loaded, its measured growth of
-the replica's resident memory replaces the estimate where larger. Unloading drops the replica's
+the replica's resident memory replaces the estimate where larger, except for the replica's first
+load, whose growth is mostly one-time costs (lazy imports, allocator arenas, tokenizer caches) that
+a second model does not pay again and that unloading cannot return. Unloading drops the replica's
 references, collects them and hands freed heap back to the operating system (``malloc_trim``); the
 weights were memory-mapped from their safetensors files, so unmapping them returns the rest.
 
@@ -142,6 +144,7 @@ class ModelHost:
         self._lru: collections.OrderedDict[str, _Slot] = collections.OrderedDict()  # loaded, oldest use first
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader")
         self._released: asyncio.Event | None = None
+        self._measured_once = False  # the first load's growth is one-time costs, not the model's size
 
     @property
     def used_mb(self) -> float:
@@ -301,7 +304,9 @@ class ModelHost:
             slot.loading = None
             self.on_change()
         slot.load_s = time.perf_counter() - started
-        slot.size_mb = max(estimate, rss_mb() - before)
+        if self._measured_once:
+            slot.size_mb = max(estimate, rss_mb() - before)
+        self._measured_once = True
         slot.model = model
         slot.loads += 1
         self._lru[slot.name] = slot
