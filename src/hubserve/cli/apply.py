@@ -8,6 +8,7 @@ it out and waits for each endpoint; ``export`` writes the live endpoints as a fi
 
 from __future__ import annotations
 
+import enum
 import json
 import time
 from pathlib import Path
@@ -34,8 +35,17 @@ from hubserve.declarative.load import SpecsError, load_specs
 from hubserve.declarative.plan import Action, Plan, make_plan
 from hubserve.errors import EndpointNotFound, HubserveError
 from hubserve.sdk.client import Client
+from hubserve.terraform.hcl import endpoints_as_terraform
 
 READY_STATES = ("running", "scaledToZero")
+
+
+class ExportFormat(str, enum.Enum):
+    YAML = "yaml"
+    JSON = "json"
+    TERRAFORM = "terraform"
+
+
 FAILED_STATES = ("failed", "updateFailed")
 PLAN_CHANGES_EXIT = 2
 
@@ -102,20 +112,29 @@ def export(
     ctx: typer.Context,
     names: Annotated[list[str] | None, typer.Argument(help="Endpoints to export (default: all).", show_default=False)] = None,
     output_file: Annotated[str | None, typer.Option("--output", "-o", help="Write here instead of stdout.", show_default=False)] = None,
+    format_: Annotated[
+        ExportFormat | None,
+        typer.Option("--format", help="yaml (default), json (as --json), or terraform: a configuration with an import "
+                                      "block per endpoint that `terraform apply` adopts without changing anything.",
+                     show_default=False),
+    ] = None,
     url: UrlOption = None,
     token: TokenOption = None,
     json_: JsonOption = False,
 ) -> None:
-    """Write the live endpoints' specs as a file that `hubserve apply -f` takes back unchanged."""
+    """Write the live endpoints' specs as a file that `hubserve apply -f` (or Terraform) takes back unchanged."""
     with make_client(ctx, url, token) as client:
         items = client.list_endpoints()
+        server_url = client.url
     by_name = {item["name"]: item for item in items if item.get("state") != "deleting"}
     missing = [name for name in names or () if name not in by_name]
     if missing:
         raise fail(f"no endpoint named {', '.join(missing)}")
     chosen = [by_name[name] for name in names] if names else [by_name[name] for name in sorted(by_name)]
     specs = [compact(normalise(item)) for item in chosen]
-    if want_json(ctx, json_):
+    if format_ is ExportFormat.TERRAFORM:
+        text = endpoints_as_terraform(chosen, server_url)
+    elif format_ is ExportFormat.JSON or (format_ is None and want_json(ctx, json_)):
         text = json.dumps({"endpoints": specs}, indent=2) + "\n"
     else:
         text = "# hubserve export: `hubserve apply -f` this file to reproduce these endpoints\n"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from tf.iface import CreateContext, DeleteContext, ImportContext, ReadContext, Resource, State, UpdateContext
 from tf.schema import Attribute, Schema
-from tf.types import NormalizedJson, Number, String
+from tf.types import NormalizedJson, Number, String, Unknown
 
 from hubserve.errors import HubserveError
 
@@ -81,12 +81,12 @@ class ModelVersionResource(Resource):
             made = client.register_model(
                 planned["group"],
                 planned["source"],
-                revision=planned.get("revision"),
-                task=planned.get("task"),
-                metrics=planned.get("metrics") or None,
-                description=planned.get("description"),
+                revision=_given(planned, "revision"),
+                task=_given(planned, "task"),
+                metrics=_given(planned, "metrics") or None,
+                description=_given(planned, "description"),
             )
-            wanted = planned.get("approval_status")
+            wanted = _given(planned, "approval_status")
             if isinstance(wanted, str) and wanted != made.get("approval_status"):
                 made = client.set_model_approval(planned["group"], int(made["version"]), wanted)
         except HubserveError as error:
@@ -98,7 +98,7 @@ class ModelVersionResource(Resource):
         return self._read(ctx.diagnostics, str(current["id"]), current)
 
     def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
-        wanted = planned.get("approval_status")
+        wanted = _given(planned, "approval_status")
         if isinstance(wanted, str) and wanted != current.get("approval_status"):
             try:
                 made = self.provider.client().set_model_approval(current["group"], int(current["version"]), wanted)
@@ -152,6 +152,12 @@ def _computed(version: dict[str, Any]) -> dict[str, Any]:
         "approval_status": version.get("approval_status"),
         "task": version.get("task"),
     }
+
+
+def _given(state: State, key: str) -> Any:
+    """A planned value, or None where the configuration left it for the server (unknown until applied)."""
+    value = state.get(key)
+    return None if value is Unknown else value
 
 
 def _said(error: HubserveError) -> str:
