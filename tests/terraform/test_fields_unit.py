@@ -67,7 +67,7 @@ def test_to_spec_makes_the_compute_union_and_whole_numbers() -> None:
     state = {
         "name": "e",
         "model": {"source": "/m", "task": None},
-        "dedicated": {"instance": "cpu-small", "min_replicas": 2.0},
+        "dedicated": {"instance": "cpu-small", "min_replicas": 2.0, "max_replicas": 3},
     }
     spec = fields.to_spec(FIELDS, state)
     assert spec == {
