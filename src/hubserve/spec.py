@@ -117,7 +117,11 @@ class ModelSpec(_Strict):
     )
     revision: str | None = Field(default=None, description="Hub branch, tag or commit; Hub sources only.")
     task: str | None = Field(default=None, description="Inferred from the model's config when omitted.")
-    framework: Literal["pytorch"] = "pytorch"
+    framework: Literal["pytorch", "sklearn"] = Field(
+        default="pytorch",
+        description="pytorch (transformers) or sklearn; the server sets sklearn for a folder in the Hub's "
+        "scikit-learn layout (config.json with a sklearn section), whose replicas start without torch.",
+    )
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     runtime: Literal["torch", "onnx", "onnx-int8", "auto"] = Field(
         default="torch",
@@ -128,6 +132,11 @@ class ModelSpec(_Strict):
         default=False,
         description="Serve even when the checkpoint lacks weights of the task's model (its head), which "
         "transformers then initialises at random; off, such a deployment fails naming the missing weights.",
+    )
+    trusted_types: list[str] = Field(
+        default_factory=list,
+        description="scikit-learn models saved with skops: types to trust beyond skops' defaults (loading can run "
+        "their code); a model that needs others is refused with their list.",
     )
     multi_model: bool = Field(
         default=False,
@@ -304,6 +313,11 @@ class EndpointSpec(_Strict):
     )
     custom_code: bool = Field(
         default=False, description="Run the folder's handler.py or code/inference.py (off: they are ignored)."
+    )
+    allow_pickle: bool = Field(
+        default=False,
+        description="Load scikit-learn models saved with pickle or joblib, which run code from the file (off: refused; "
+        "save with skops instead). The same opt-in as custom_code.",
     )
     async_inference: AsyncInferenceSpec | None = None
     invocation_timeout_s: Annotated[int, _Between(1, 3600)] = Field(

@@ -22,6 +22,8 @@ TASKS: tuple[str, ...] = (
     "translation",
     "text2text-generation",
     "text-generation",
+    "tabular-classification",  # scikit-learn models in the Hub's layout (models/tabular.py)
+    "tabular-regression",
 )
 
 # One request body each task accepts, in the Hugging Face toolkit's shape: what `hubserve bench`
@@ -43,11 +45,16 @@ TASK_EXAMPLES: dict[str, dict[str, Any]] = {
     "translation": {"inputs": "My name is Sarah and I live in London", "parameters": {"max_new_tokens": 16}},
     "text2text-generation": {"inputs": "Translate to German: I love this movie", "parameters": {"max_new_tokens": 16}},
     "text-generation": {"inputs": "Once upon a time", "parameters": {"max_new_tokens": 16}},
+    # A tabular model's columns are its own: `hubserve bench` sends the config's example_input instead.
 }
 
 # Tasks whose answers are generated token by token: they stream (TGI's and OpenAI's formats on their
 # routes), batch continuously in the replica and report time to first token and inter-token latency.
 GENERATIVE_TASKS: frozenset[str] = frozenset({"text-generation", "text2text-generation", "summarization", "translation"})
+# The encoder-decoder generative tasks (one prompt at a time, streamed; no continuous batching engine).
+SEQ2SEQ_TASKS: tuple[str, ...] = ("summarization", "translation", "text2text-generation")
+# Tasks of scikit-learn models only (a text pipeline serves text-classification too).
+TABULAR_TASKS: frozenset[str] = frozenset({"tabular-classification", "tabular-regression"})
 # Tasks the OpenAI embeddings route serves (``/endpoints/{name}/v1/embeddings``).
 EMBEDDING_TASKS: frozenset[str] = frozenset({"feature-extraction", "sentence-embeddings"})
 

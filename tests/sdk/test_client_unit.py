@@ -277,7 +277,8 @@ def test_management_methods_hit_the_documented_routes(canned: CannedServer, clie
     sent = canned.requests[-1].json()
     assert sent["model"] == {
         "source": "/models/sst2", "revision": None, "task": "text-classification", "framework": "pytorch", "dtype": "auto",
-        "runtime": "torch", "allow_missing_weights": False, "multi_model": False, "models_memory_mb": None,
+        "runtime": "torch", "allow_missing_weights": False, "trusted_types": [], "multi_model": False,
+        "models_memory_mb": None,
     }  # fmt: skip
     assert sent["compute"]["type"] == "serverless"
     assert client.update_endpoint("sst2", {"name": "sst2", "model": {"source": "/m"}})["state"] == "updating"

@@ -32,7 +32,7 @@ from hubserve.spec import (
 )
 from hubserve.store import EndpointRecord
 from hubserve.store import registry as model_registry
-from hubserve.tasks import GENERATIVE_TASKS
+from hubserve.tasks import GENERATIVE_TASKS, TABULAR_TASKS
 
 router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 
@@ -130,6 +130,7 @@ def prepare(spec: EndpointSpec, settings: Settings,
         except ValueError as exc:
             raise fail("model.task", str(exc)) from None
         spec = spec.model_copy(update={"model": spec.model.model_copy(update={"task": task})})
+    spec, sklearn_notes = _prepare_sklearn(spec, model_dir, fail)
     code = find_custom_code(model_dir)
     if code and spec.custom_code:
         notes = [f"custom code enabled: {', '.join(code)}"]
@@ -137,7 +138,33 @@ def prepare(spec: EndpointSpec, settings: Settings,
         notes = [f"{path} ignored: set custom_code: true to run it" for path in code]
     else:
         notes = []
-    return spec, notes + _weights_notes(spec)
+    return spec, notes + sklearn_notes + _weights_notes(spec)
+
+
+def _prepare_sklearn(spec: EndpointSpec, model_dir: Path, fail: Callable[[str, str], SpecError]) -> tuple[EndpointSpec, list[str]]:
+    """A folder in the Hub's scikit-learn layout is served as ``framework: sklearn``; its task must be one such a
+    model has, and a pickle file needs ``allow_pickle`` (refused here, before any replica starts)."""
+    from hubserve.models import tabular
+
+    if not tabular.is_sklearn_folder(model_dir):
+        if spec.model.framework == "sklearn":
+            raise fail("model.framework", f"{model_dir} is not in the Hub's scikit-learn layout (a config.json with a "
+                       "'sklearn' section naming the model file); remove framework to serve it with transformers")  # fmt: skip
+        if spec.model.task in TABULAR_TASKS:
+            raise fail("model.task", f"{spec.model.task} is served for scikit-learn models only (a config.json with a "
+                       "'sklearn' section); this folder is a transformers model")  # fmt: skip
+        return spec, []
+    allowed = (*sorted(TABULAR_TASKS), "text-classification")
+    if spec.model.task not in allowed:
+        raise fail("model.task", f"a scikit-learn model serves {', '.join(allowed)}; got {spec.model.task}")
+    spec = spec.model_copy(update={"model": spec.model.model_copy(update={"framework": "sklearn"})})
+    pickled = tabular.pickled_file(model_dir)
+    if pickled is not None and not spec.allow_pickle:
+        raise fail("allow_pickle", f"{pickled} is a pickle file, which runs code from the file when loaded: save the "
+                   "model with skops, or set allow_pickle: true if you trust it")  # fmt: skip
+    if pickled is not None:
+        return spec, [f"allow_pickle is on: {pickled} is loaded with pickle, which runs code from the file"]
+    return spec, []
 
 
 def _prepare_multi_model(spec: EndpointSpec, settings: Settings, fail: Callable[[str, str], SpecError],

@@ -4,7 +4,9 @@ By default a replica is a fork of the zygote (backends/zygote.py, worker/zygote.
 that imported torch and transformers once, so it starts in well under a second. With
 ``zygote=False``, or when the zygote cannot run, or when an endpoint sets environment variables
 that libraries read at import time (the zygote imported them with the server's environment),
-a replica is a fresh ``python -m hubserve.worker`` process instead.
+or when it serves a scikit-learn model (it never imports torch, and a fork of the zygote would
+hold torch's memory; benchmarks/tabular.py measures its cold start), a replica is a fresh
+``python -m hubserve.worker`` process instead.
 
 Either way replicas run in their own session, so a Ctrl-C in the server's terminal reaches only
 the server, which then stops them in order; they exit by themselves if the server dies.
@@ -295,6 +297,8 @@ class LocalBackend:
     def _forkable(self, launch: ReplicaLaunch) -> bool:
         if not self._use_zygote:
             return False
+        if launch.framework == "sklearn" and not launch.multi_model:
+            return False  # the zygote holds torch; a scikit-learn replica is a fresh process that never imports it
         late = sorted(name for name in launch.env if name.upper().startswith(IMPORT_TIME_ENV_PREFIXES))
         if late:
             log.info(

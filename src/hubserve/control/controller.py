@@ -480,6 +480,9 @@ class Controller:
             multi_model=spec.model.multi_model,
             models_memory_mb=spec.model.models_memory_mb,
             memory_limit_mb=limit_mb(spec.compute, self.machine_mb),
+            framework=spec.model.framework,
+            trusted_types=list(spec.model.trusted_types),
+            allow_pickle=spec.allow_pickle,
         )
 
 

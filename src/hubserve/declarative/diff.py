@@ -54,11 +54,17 @@ def compact(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def desired_against(desired: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
-    """``desired`` with the live inferred task filled in when it names none and the source is the same."""
+    """``desired`` with what the server infers from the same source filled in: the task when it names none,
+    and the framework (sklearn for a scikit-learn folder) when it leaves the default."""
     model, live_model = desired.get("model") or {}, live.get("model") or {}
-    if model.get("task") is None and model.get("source") == live_model.get("source") and live_model.get("task"):
-        return {**desired, "model": {**model, "task": live_model["task"]}}
-    return desired
+    if model.get("source") != live_model.get("source"):
+        return desired
+    filled = dict(model)
+    if model.get("task") is None and live_model.get("task"):
+        filled["task"] = live_model["task"]
+    if model.get("framework", "pytorch") == "pytorch" and live_model.get("framework") == "sklearn":
+        filled["framework"] = "sklearn"
+    return {**desired, "model": filled} if filled != model else desired
 
 
 def diff(live: dict[str, Any], desired: dict[str, Any]) -> list[FieldChange]:

@@ -40,14 +40,14 @@ import json
 import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from hubserve.errors import ValidationError
 from hubserve.models.jsonable import to_jsonable
 from hubserve.models.loading import LoadedModel
-from hubserve.models.predictors import PipelinePredictor, SentenceEmbeddings, SentenceSimilarity
+
+if TYPE_CHECKING:  # torch and the predictors load with a transformers model; a scikit-learn replica never imports them
+    from hubserve.models.predictors import PipelinePredictor, SentenceEmbeddings, SentenceSimilarity
 
 _HUGE = 100_000  # tokenizers without a real limit say model_max_length = 1e30
 
@@ -230,6 +230,8 @@ class _Pipeline(_Kind):
         predictor: PipelinePredictor = model.predictor  # type: ignore[assignment]
         task, params = predictor.task, group[0].params
         flat = [item for prepared in group for item in prepared.items]
+        import torch
+
         with torch.inference_mode():
             outputs = predictor.pipe(flat, batch_size=min(batch_size, sum(p.sequences for p in group)), **params)
         if task == "fill-mask" and len(flat) == 1:
@@ -303,6 +305,8 @@ class _Similarity(_Kind):
         predictor: SentenceSimilarity = model.predictor  # type: ignore[assignment]
         flat = [item for prepared in group for item in prepared.items]
         results, start = [], 0
+        import torch
+
         with torch.inference_mode():
             embeddings = predictor.model.encode(flat, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)
             for prepared in group:
@@ -360,12 +364,13 @@ _QA, _SEQ2SEQ = _QuestionAnswering(), _Seq2Seq()
 
 
 def _kind_of(model: LoadedModel) -> _Kind:
+    if model.custom or model.framework != "pytorch":
+        return _ALONE  # user code, or a scikit-learn model: one vectorised call per request
+    from hubserve.models.predictors import PipelinePredictor, SentenceEmbeddings, SentenceSimilarity
     from hubserve.models.qa import QuestionAnswering
     from hubserve.models.seq2seq import Seq2SeqGenerator
 
     predictor = model.predictor
-    if model.custom:
-        return _ALONE
     if isinstance(predictor, PipelinePredictor):
         return _PIPELINE if predictor.task in _Pipeline.TASKS else _ALONE
     if isinstance(predictor, SentenceSimilarity):  # before SentenceEmbeddings: a subclass of it

@@ -18,17 +18,16 @@ one that lacks weights of the task's model fails to load (``MissingWeights``) un
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from hubserve.models import custom as user_code
+from hubserve.models import tabular
 from hubserve.models.jsonable import to_jsonable
-from hubserve.models.predictors import build_predictor
 from hubserve.models.progress import LOADING, Progress
-from hubserve.models.runtimes import ModelRuntime, torch_only_reason
-from hubserve.models.weights import WeightsCheck
 from hubserve.tasks import normalize_task
 
 RawHandler = Callable[[bytes, str, str], tuple[bytes, str]]
@@ -45,6 +44,10 @@ class LoadedModel:
     raw_handler: RawHandler | None = None
     # Which runtime serves, as describe shows it: {"requested", "chosen", "timings_ms"?, "fallback_reason"?}.
     runtime_info: dict[str, Any] = field(default_factory=lambda: {"requested": "torch", "chosen": "torch"})
+    # A model's own reading of text/csv bodies (scikit-learn: rows without a header in its columns' order);
+    # None: the Hugging Face toolkit's CSV (a header row naming the inputs).
+    csv_reader: Callable[[bytes], Any] | None = None
+    framework: str = "pytorch"  # sklearn: served by models/tabular.py, in a replica that never imports torch
 
     @property
     def accepts_raw(self) -> bool:
@@ -74,14 +77,30 @@ def load_model(
     threads: int = 1,
     allow_missing_weights: bool = False,
     progress: Progress | None = None,
+    trusted_types: Sequence[str] = (),
+    allow_pickle: bool = False,
 ) -> LoadedModel:
     """Load ``model_dir`` for ``task``; user code runs only with ``custom_code=True``.
 
-    ``runtime_info`` of the result says which runtime serves (``runtimes`` module docstring).
+    ``runtime_info`` of the result says which runtime serves (``runtimes`` module docstring). A folder in
+    the Hub's scikit-learn layout is served by ``tabular`` (skops types beyond its defaults only when in
+    ``trusted_types``; pickle files only with ``allow_pickle``).
     """
     model_dir = Path(model_dir)
     task = normalize_task(task)
     progress = progress or Progress()
+    if tabular.is_sklearn_folder(model_dir):
+        progress.begin(LOADING)
+        predictor, notes = tabular.load_tabular(model_dir, task, trusted_types=trusted_types, allow_pickle=allow_pickle)
+        columns = tabular.columns_of(model_dir)
+        reader = None if columns is None else partial(tabular.rows_from_csv, columns=columns)
+        return LoadedModel(task, predictor, notes, runtime_info={"requested": runtime, "chosen": "sklearn"},
+                           csv_reader=reader, framework="sklearn")  # fmt: skip
+    # torch and transformers from here on (imported here, so a scikit-learn replica never loads them)
+    from hubserve.models.predictors import build_predictor
+    from hubserve.models.runtimes import ModelRuntime, torch_only_reason
+    from hubserve.models.weights import WeightsCheck
+
     found = user_code.find_custom_code(model_dir)
     info: dict[str, Any] = {"requested": runtime, "chosen": "torch"}
     reason = torch_only_reason(runtime, task, device=device, dtype=dtype)

@@ -29,11 +29,11 @@ from hubserve.models import requests as rq
 from hubserve.models.generation import GENERATION_PARAMETERS, check_generation
 from hubserve.models.jsonable import to_jsonable
 from hubserve.models.weights import WeightsCheck, check_safetensors, load_pretrained, resolve_device, resolve_dtype
+from hubserve.tasks import SEQ2SEQ_TASKS
 
 if TYPE_CHECKING:
     from hubserve.models.runtimes import ModelRuntime
 
-SEQ2SEQ_TASKS = ("summarization", "translation", "text2text-generation")
 COMPAT_ENV = "API_INFERENCE_COMPAT"
 COMPAT_TOP_K = 5  # the toolkit's DEFAULT_TOP_K: the ranking, not just the top label
 

@@ -26,6 +26,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from hubserve.models import tabular
 from hubserve.tasks import TASKS
 
 _SUFFIXES: tuple[tuple[str, str], ...] = (
@@ -48,6 +49,11 @@ def infer_task(model_dir: Path) -> str:
     model_dir = Path(model_dir)
     if (model_dir / "modules.json").is_file():
         return "sentence-embeddings"
+    if tabular.is_sklearn_folder(model_dir):
+        try:
+            return tabular.sklearn_task(model_dir)
+        except tabular.TabularModelError as exc:
+            raise ValueError(str(exc)) from None
     config = _read_config(model_dir)
     architectures = config.get("architectures") or []
     if isinstance(architectures, list) and architectures and isinstance(architectures[0], str):

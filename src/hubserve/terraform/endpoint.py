@@ -43,7 +43,13 @@ FAILED_STATES = ("failed", "updateFailed")
 DEFAULT_TIMEOUTS_S = {"create": 1200.0, "update": 1200.0, "delete": 600.0}
 POLL_S = 1.0
 COMPUTED = ("id", "url", "state", "spec_revision")
-_TYPES: dict[str, TfType] = {"string": String(), "number": Number(), "bool": Bool(), "map": Map(String())}
+_TYPES: dict[str, TfType] = {
+    "string": String(),
+    "number": Number(),
+    "bool": Bool(),
+    "map": Map(String()),
+    "list": List(String()),
+}
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
 
 ENDPOINT_FIELDS = fields.endpoint_fields()

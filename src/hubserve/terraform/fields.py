@@ -24,11 +24,11 @@ from pydantic import BaseModel
 
 from hubserve.spec import REDACTED, DedicatedCompute, EndpointSpec, ServerlessCompute
 
-Kind = Literal["string", "number", "bool", "map"]
+Kind = Literal["string", "number", "bool", "map", "list"]
 COMPUTE_BLOCKS: dict[str, type[BaseModel]] = {"serverless": ServerlessCompute, "dedicated": DedicatedCompute}
-# Fields the server fills in when the configuration leaves them null (the task it infers, the version
-# `registry://group/latest-approved` resolves to): null in the configuration keeps them null in the state.
-SERVER_FILLED = frozenset({"model.task", "model.revision"})
+# Fields the server fills in when the configuration leaves them null (the task and framework it infers, the
+# version `registry://group/latest-approved` resolves to): null in the configuration keeps them null in the state.
+SERVER_FILLED = frozenset({"model.task", "model.revision", "model.framework"})
 
 
 @dataclass(frozen=True)
@@ -162,6 +162,8 @@ def _kind(bare: Any, path: str) -> Kind:
         return "string"
     if typing.get_origin(bare) is dict or bare is dict:
         return "map"
+    if typing.get_origin(bare) is list or bare is list:
+        return "list"
     raise TypeError(f"spec field {path} has a type ({bare!r}) the Terraform mapping does not know")
 
 
@@ -197,7 +199,7 @@ def _leaf(field: Leaf, value: Any, before: Any, known: bool) -> Any:
         return _secrets(value, before)
     if before is not None and _known(before):
         return value
-    if value is None or value == field.default or (field.kind == "map" and value == {}):
+    if value is None or value == field.default or value in ({}, []):
         return None
     if field.path in SERVER_FILLED and known:
         return None

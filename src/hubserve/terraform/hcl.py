@@ -81,6 +81,8 @@ def _value(value: Any, depth: int) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(item, depth) for item in value) + "]"
     if isinstance(value, dict):
         if not value:
             return "{}"

@@ -23,23 +23,24 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from hubserve.errors import ValidationError
 from hubserve.models import requests as rq
 from hubserve.models.loading import LoadedModel
-from hubserve.models.predictors import SEQ2SEQ_TASKS, PipelinePredictor
-from hubserve.models.seq2seq import Seq2SeqGenerator
 from hubserve.models.textgen.chat import is_chat, require_template
-from hubserve.models.textgen.engine import GenerationEngine, Sequence
 from hubserve.models.textgen.params import GenerationLimits, Sampling, check_sampling, engine_runs
+from hubserve.tasks import SEQ2SEQ_TASKS
 from hubserve.types import GENERATION_MEDIA_TYPE, CompletionSummary, EngineStats, GeneratedToken
 from hubserve.worker.batcher import Pending
 from hubserve.worker.csv_codec import wants_csv
 from hubserve.worker.handling import Planned, check_accept, error_response, parse_body, require_inputs
 from hubserve.worker.protocol import End, Part, Request, encode_frame
+
+if TYPE_CHECKING:  # torch's: imported where a transformers model needs them, never in a scikit-learn replica
+    from hubserve.models.textgen.engine import GenerationEngine, Sequence
 
 _encoder = msgspec.json.Encoder()
 Write = Callable[[bytes | bytearray], None]
@@ -49,8 +50,13 @@ def start_engine(
     model: LoadedModel, *, max_batch_size: int, max_batch_tokens: int, on_change: Callable[[EngineStats], None] | None = None
 ) -> GenerationEngine | None:
     """An engine for a standard text-generation model on torch; None for anything else."""
+    if model.task != "text-generation" or model.custom or model.accepts_raw or model.framework != "pytorch":
+        return None
+    from hubserve.models.predictors import PipelinePredictor
+    from hubserve.models.textgen.engine import GenerationEngine
+
     predictor = model.predictor
-    if model.task != "text-generation" or model.custom or model.accepts_raw or not isinstance(predictor, PipelinePredictor):
+    if not isinstance(predictor, PipelinePredictor):
         return None
     pipe = predictor.pipe
     return GenerationEngine(
@@ -97,6 +103,8 @@ def plan_seq2seq(model: LoadedModel, limits: GenerationLimits, request: Request)
     """A neutral request to an encoder-decoder model, checked: a Pending that runs alone (``handling.run_seq2seq``)."""
     if model.task not in SEQ2SEQ_TASKS or model.custom or model.accepts_raw or not wants_generation(request.accept):
         return None
+    from hubserve.models.seq2seq import Seq2SeqGenerator
+
     if not isinstance(model.predictor, Seq2SeqGenerator):
         return None
     try:
@@ -112,7 +120,11 @@ def plan_seq2seq(model: LoadedModel, limits: GenerationLimits, request: Request)
 
 def seq2seq_streams(model: LoadedModel) -> bool:
     """Whether neutral stream requests to ``model`` get a Part per token (an encoder-decoder task)."""
-    return model.task in SEQ2SEQ_TASKS and not model.custom and isinstance(model.predictor, Seq2SeqGenerator)
+    if model.task not in SEQ2SEQ_TASKS or model.custom:
+        return False
+    from hubserve.models.seq2seq import Seq2SeqGenerator
+
+    return isinstance(model.predictor, Seq2SeqGenerator)
 
 
 class GenerationCall:

@@ -44,13 +44,15 @@ _json_encoder = msgspec.json.Encoder()
 _EXAMPLE = '{"inputs": "I love this movie", "parameters": {}}'
 
 
-def parse_body(body: bytes, content_type: str) -> Any:
-    """Decode a JSON (or text/plain) invocation body; raise ValidationError saying how to fix it."""
+def parse_body(body: bytes, content_type: str, csv_reader: Callable[[bytes], Any] | None = None) -> Any:
+    """Decode a JSON (or text/plain) invocation body; raise ValidationError saying how to fix it.
+
+    ``csv_reader``: the model's own reading of text/csv (scikit-learn's headerless rows), if it has one."""
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type in ("text/plain",):
         return {"inputs": body.decode("utf-8", errors="replace")}
     if media_type == CSV:  # SageMaker's HF toolkit: a header row, then one input per row
-        return decode_csv(body)
+        return csv_reader(body) if csv_reader is not None else decode_csv(body)
     if media_type not in ("", "application/json", "application/x-json", "*/*") and not media_type.endswith("+json"):
         raise ValidationError(
             f"Unsupported content type '{content_type}'. Send application/json like {_EXAMPLE}."
@@ -176,7 +178,7 @@ def plan(model: LoadedModel, request: Request, sink: Sink | None = None) -> Pend
         return Pending(Planned(request, sink=sink))  # user code: never batched, checked by its own hooks
     try:
         check_accept(request.accept, csv=True)
-        data = require_inputs(parse_body(request.body, request.content_type))
+        data = require_inputs(parse_body(request.body, request.content_type, model.csv_reader))
         prepared = batching.prepare(model, data)
     except Exception as exc:
         return error_response(request.id, exc)

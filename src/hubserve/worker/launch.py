@@ -45,6 +45,11 @@ class ReplicaLaunch(msgspec.Struct, frozen=True, kw_only=True):
     multi_model: bool = False
     models_memory_mb: int | None = None  # what its loaded models may hold; None: from memory_limit_mb
     memory_limit_mb: int | None = None  # the memory size the memory police holds the replica to
+    # scikit-learn models (models/tabular.py): the replica starts without torch; skops types to trust beyond the
+    # defaults; pickle/joblib files only when the endpoint opted in.
+    framework: str = "pytorch"
+    trusted_types: list[str] = msgspec.field(default_factory=list)
+    allow_pickle: bool = False
 
 
 def encode_launch(launch: ReplicaLaunch) -> str:

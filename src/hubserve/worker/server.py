@@ -75,6 +75,7 @@ from hubserve.worker.handling import Planned, Sink, body_from_url, error_respons
 from hubserve.worker.launch import ReplicaLaunch, apply_memory_backstop, decode_launch
 from hubserve.worker.model_host import ModelHost
 from hubserve.worker.protocol import Cancel, End, Request, Stats, decode_frame, encode_frame, read_payload
+from hubserve.worker.without_torch import forbid_torch
 
 READY_LINE = "hubserve-replica-ready"
 TIMING_PREFIX = "hubserve-replica-timing "
@@ -459,12 +460,15 @@ def main(argv: list[str] | None = None) -> None:
         from hubserve.models.progress import Progress
 
         progress = Progress(partial(_write_phase, args.phase_file) if args.phase_file is not None else None)
-        import torch
+        if launch.framework == "sklearn" and not launch.multi_model:
+            forbid_torch()  # a scikit-learn replica never loads torch (worker/without_torch.py says why)
+        else:
+            import torch
 
-        torch.set_num_threads(max(1, launch.threads))
-        import transformers
+            torch.set_num_threads(max(1, launch.threads))
+            import transformers
 
-        transformers.utils.logging.disable_progress_bar()  # bars would flood the replica's log
+            transformers.utils.logging.disable_progress_bar()  # bars would flood the replica's log
         from hubserve.models.loading import load_model
         from hubserve.models.sources import resolve_source
         from hubserve.models.task_inference import infer_task
@@ -498,6 +502,7 @@ def main(argv: list[str] | None = None) -> None:
             model_dir, task, custom_code=launch.custom_code, dtype=launch.dtype, device=launch.device,
             runtime=launch.runtime, cache_dir=Path(launch.runtime_cache) if launch.runtime_cache else None,
             threads=launch.threads, allow_missing_weights=launch.allow_missing_weights, progress=progress,
+            trusted_types=launch.trusted_types, allow_pickle=launch.allow_pickle,
         )  # fmt: skip
         limits = resolve_limits(model, launch.device, launch.max_batch_size, launch.max_batch_tokens)
         if args.info_file is not None:
@@ -555,7 +560,8 @@ def _model_host(launch: ReplicaLaunch) -> ModelHost:
             folder, launch.task or infer_task(folder), custom_code=launch.custom_code, dtype=launch.dtype,
             device=launch.device, runtime=launch.runtime,
             cache_dir=Path(launch.runtime_cache) if launch.runtime_cache else None, threads=launch.threads,
-            allow_missing_weights=launch.allow_missing_weights,
+            allow_missing_weights=launch.allow_missing_weights, trusted_types=launch.trusted_types,
+            allow_pickle=launch.allow_pickle,
         )  # fmt: skip
 
     return model_host.ModelHost(root, load, budget, allowed_roots=roots or [root], fetch=fetch)

@@ -166,12 +166,14 @@ def _apply_model(data: dict[str, Any], model: HfModel) -> None:
     if model.revision is not None:
         data["model"]["revision"] = model.revision
     if model.framework is not None:
-        if model.framework not in ("pytorch", "custom"):
+        if model.framework not in ("pytorch", "custom", "sklearn"):
             raise _invalid(
                 "model.framework",
-                f"'{model.framework}' is not served; hubserve runs pytorch (or custom handler) models",
+                f"'{model.framework}' is not served; hubserve runs pytorch, sklearn (or custom handler) models",
             )
         data["custom_code"] = model.framework == "custom"
+        if model.framework == "sklearn":
+            data["model"]["framework"] = "sklearn"
     if model.secrets is not None:  # environment variables too, kept apart so they are never shown
         data["secrets"] = dict(model.secrets)
     if model.env is not None:
