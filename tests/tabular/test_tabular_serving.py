@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,14 @@ TREES = {"trusted_types": ["sklearn.tree._tree.Tree"]}
 
 
 @pytest.fixture(scope="module")
-def tab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("tabular") / "home")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tabular-data")
+
+
+@pytest.fixture(scope="module")
+def tab_server(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Iterator[RunningServer]:
+    env = {"HUBSERVE_STORAGE_ROOTS": json.dumps([str(data_root)])}  # batch jobs' input and output
+    running = start_server(tmp_path_factory.mktemp("tabular") / "home", extra_env=env)
     yield running
     stop_server(running)
 
@@ -116,7 +123,38 @@ def test_csv_rows_on_the_sagemaker_route_with_boto3(
     assert short.status_code == 400 and str(len(columns)) in short.text
 
 
-def test_the_replica_never_imports_torch(api: httpx.Client, models: dict[str, Path]) -> None:
+def test_a_batch_transform_over_csv_files(api: httpx.Client, models: dict[str, Path], data_root: Path) -> None:
+    deploy(api, "tab-batch", models["logistic"])
+    rows = example(models["logistic"])
+    columns = list(rows)
+    count = len(rows[columns[0]])
+    lines = [",".join(str(rows[column][i % count]) for column in columns) for i in range(40)]
+    (data_root / "rows").mkdir()
+    (data_root / "rows" / "part-1.csv").write_text("\n".join(lines[:25]) + "\n")
+    (data_root / "rows" / "part-2.csv").write_text("\n".join(lines[25:]) + "\n")
+    created = api.post("/v1/batch-jobs", json={"endpoint": "tab-batch", "input": str(data_root / "rows"),
+                                               "output": str(data_root / "rows-out"), "content_type": "text/csv"})  # fmt: skip
+    assert created.status_code == 201, created.text
+    job = wait_job(api, created.json()["id"])
+    assert job["status"] == "completed" and job["records"]["succeeded"] == 40, job
+    answers = [json.loads(line) for name in ("part-1.csv.out", "part-2.csv.out")
+               for line in (data_root / "rows-out" / name).read_text().splitlines()]  # fmt: skip
+    expected = in_process(models["logistic"], {"inputs": {"data": rows}})
+    assert answers == [[expected[i % count]] for i in range(40)]
+
+
+def wait_job(api: httpx.Client, job_id: str, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    job: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        job = api.get(f"/v1/batch-jobs/{job_id}").json()
+        if job["status"] in ("completed", "failed", "stopped"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"{job_id} did not finish: {job}")
+
+
+def test_the_replica_never_imports_torch(tab_server: RunningServer, api: httpx.Client, models: dict[str, Path]) -> None:
     deploy(api, "tab-notorch", models["logistic"])
     assert api.post("/endpoints/tab-notorch", json={"inputs": {"data": example(models["logistic"])}}).status_code == 200
     replicas = [pid for pid in _worker_pids() if '"endpoint":"tab-notorch"' in _cmdline(pid)]
@@ -125,6 +163,8 @@ def test_the_replica_never_imports_torch(api: httpx.Client, models: dict[str, Pa
         maps = Path(f"/proc/{pid}/maps").read_text()
         assert "/sklearn/" in maps, "the replica has not loaded scikit-learn"
         assert "libtorch" not in maps, f"replica {pid} loaded torch"
+    # forked from the light zygote, which imported scikit-learn and skops (and could not import torch)
+    assert "ready in" in (tab_server.home / "logs" / "zygote-light.log").read_text()
 
 
 def test_a_text_pipeline_answers_as_transformers_does(api: httpx.Client, models: dict[str, Path]) -> None:

@@ -4,9 +4,9 @@ By default a replica is a fork of the zygote (backends/zygote.py, worker/zygote.
 that imported torch and transformers once, so it starts in well under a second. With
 ``zygote=False``, or when the zygote cannot run, or when an endpoint sets environment variables
 that libraries read at import time (the zygote imported them with the server's environment),
-or when it serves a scikit-learn model (it never imports torch, and a fork of the zygote would
-hold torch's memory; benchmarks/tabular.py measures its cold start), a replica is a fresh
-``python -m hubserve.worker`` process instead.
+a replica is a fresh ``python -m hubserve.worker`` process instead. A scikit-learn model's replica
+is a fork of a second, light zygote that imported scikit-learn and skops and cannot import torch
+(started with the first such replica; benchmarks/tabular.py measures both starts).
 
 Either way replicas run in their own session, so a Ctrl-C in the server's terminal reaches only
 the server, which then stops them in order; they exit by themselves if the server dies.
@@ -31,7 +31,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -105,6 +105,11 @@ class LocalBackend:
         self._zygote_starts = 0
         self._zygote: Zygote | None = None
         self._zygote_lock: asyncio.Lock | None = None
+        # scikit-learn replicas' zygote: started with the first such replica, so a server without one never pays
+        self._light_zygote: Zygote | None = None
+        self._light_lock: asyncio.Lock | None = None
+        self._light_starts = 0
+        self._use_light_zygote = zygote
         if zygote:
             self._zygote = self._start_zygote()
 
@@ -170,9 +175,10 @@ class LocalBackend:
         env = {**launch.env, "OMP_NUM_THREADS": str(launch.threads), "HUBSERVE_REPLICA_ID": replica_id}
         cpus = self._pick_cpus(launch.threads)
         process: _Process | None = None
-        if self._forkable(launch):
+        ready_zygote = self._zygote_for(launch)
+        if ready_zygote is not None:
             try:
-                zygote = await self._ready_zygote()
+                zygote = await ready_zygote()
                 process = await zygote.spawn(replica_id, argv + launch_arg, env, log_path, cpus)
             except ZygoteUnavailable as exc:
                 log.warning("starting replica %s as a fresh process: %s", replica_id, exc)
@@ -281,6 +287,8 @@ class LocalBackend:
     async def close(self) -> None:
         if self._zygote is not None:
             await self._zygote.close()
+        if self._light_zygote is not None:
+            await self._light_zygote.close()
         shutil.rmtree(self._sockets_dir, ignore_errors=True)
 
     # --- placement and the zygote ----------------------------------------------------------
@@ -294,11 +302,18 @@ class LocalBackend:
         self._next_cpu = (self._next_cpu + count) % len(self._cpus)
         return sorted(picked)
 
+    def _zygote_for(self, launch: ReplicaLaunch) -> Callable[[], Awaitable[Zygote]] | None:
+        """Which zygote forks this replica: the light one for a scikit-learn model (no torch), else the zygote;
+        None: a fresh process."""
+        if not self._forkable(launch):
+            return None
+        if launch.framework == "sklearn" and not launch.multi_model:
+            return self._ready_light_zygote if self._use_light_zygote else None
+        return self._ready_zygote
+
     def _forkable(self, launch: ReplicaLaunch) -> bool:
         if not self._use_zygote:
             return False
-        if launch.framework == "sklearn" and not launch.multi_model:
-            return False  # the zygote holds torch; a scikit-learn replica is a fresh process that never imports it
         late = sorted(name for name in launch.env if name.upper().startswith(IMPORT_TIME_ENV_PREFIXES))
         if late:
             log.info(
@@ -332,6 +347,30 @@ class LocalBackend:
         except ZygoteUnavailable:
             if not zygote.alive:
                 self._use_zygote = False  # it died importing: it would again, so fresh processes from now on
+            raise
+        return zygote
+
+
+    async def _ready_light_zygote(self) -> Zygote:
+        """The scikit-learn replicas' zygote, started on first use and again if it died after it was ready."""
+        if self._light_lock is None:
+            self._light_lock = asyncio.Lock()
+        async with self._light_lock:
+            if self._light_zygote is None or not self._light_zygote.alive:
+                dead = self._light_zygote
+                if dead is not None:
+                    await dead.close()
+                if (dead is not None and not dead.was_ready) or self._light_starts >= _ZYGOTE_MAX_STARTS:
+                    self._use_light_zygote = False  # it would die again: fresh processes from now on
+                    raise ZygoteUnavailable("the scikit-learn zygote exited; see zygote-light.log")
+                self._light_starts += 1
+                self._light_zygote = Zygote(self._logs_dir / "zygote-light.log", light=True)
+            zygote = self._light_zygote
+        try:
+            await zygote.ready(self._zygote_ready_timeout_s)
+        except ZygoteUnavailable:
+            if not zygote.alive:
+                self._use_light_zygote = False
             raise
         return zygote
 

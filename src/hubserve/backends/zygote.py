@@ -28,7 +28,7 @@ from hubserve.worker.protocol import (
     encode_control_frame,
 )
 from hubserve.worker.sandbox import scrubbed_environment
-from hubserve.worker.zygote import ARGV_ROOM
+from hubserve.worker.zygote import ARGV_ROOM, LIGHT_FLAG
 
 log = logging.getLogger("hubserve.backends.zygote")
 
@@ -71,12 +71,13 @@ class ZygoteChild:
 class Zygote:
     """One zygote process and its control pipe; spawns are answered in order."""
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, light: bool = False) -> None:
+        """``light``: the zygote of scikit-learn replicas, which imports scikit-learn and skops and never torch."""
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log_file:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "hubserve.worker.zygote", " " * ARGV_ROOM],
+                [sys.executable, "-m", "hubserve.worker.zygote", *([LIGHT_FLAG] if light else []), " " * ARGV_ROOM],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file, start_new_session=True,
                 env=scrubbed_environment(os.environ, {}),  # no token or credential reaches the zygote or its forks
             )  # fmt: skip

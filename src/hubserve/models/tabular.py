@@ -357,6 +357,8 @@ class TabularPredictor:
 
     def _table(self, inputs: Any) -> dict[str, list[Any]]:
         """The request's columns in the model's order, checked: names, and one length for all."""
+        if isinstance(inputs, list) and self.columns is not None:
+            return self._rows(inputs, self.columns)
         table = inputs.get("data") if isinstance(inputs, dict) else None
         if not isinstance(table, dict) or not table:
             raise ValidationError(
@@ -380,6 +382,21 @@ class TabularPredictor:
             described = ", ".join(f"{name}: {length}" for name, length in lengths.items())
             raise ValidationError(f"columns must hold one value per row, the same number each; got {described}")
         return {name: table[name] for name in expected}
+
+    def _rows(self, inputs: list[Any], columns: list[str]) -> dict[str, list[Any]]:
+        """Rows as lists in the config's column order: one row (``[v1, v2, ...]``) or several (``[[...], [...]]``),
+        what a batch transform's CSV lines become; numeric strings (CSV's fields) are read as numbers."""
+        rows = inputs if inputs and all(isinstance(row, list) for row in inputs) else [inputs]
+        for number, row in enumerate(rows, start=1):
+            if len(row) != len(columns):
+                raise ValidationError(
+                    f"row {number} has {len(row)} value{'s' if len(row) != 1 else ''}; the model takes {len(columns)} "
+                    f"per row, in the order {', '.join(columns)} (or send {_TABULAR_SHAPE})"
+                )
+        return {
+            name: [_csv_value(value) if isinstance(value, str) else value for value in column]
+            for name, column in zip(columns, zip(*rows, strict=True), strict=True)
+        }
 
     def _features(self, table: dict[str, list[Any]]) -> Any:
         """A DataFrame for an estimator fitted on one, else a 2-D array (float where every value is a number)."""

@@ -45,6 +45,7 @@ from hubserve.worker.protocol import (
     encode_control_frame,
 )
 from hubserve.worker.sandbox import drop_privileges, take_run_as
+from hubserve.worker.without_torch import forbid_torch
 
 # What a replica would otherwise import after the fork: torch, transformers and its pipelines,
 # the modelling and tokenizer modules of the common architectures, sentence-transformers and
@@ -96,6 +97,32 @@ PRELOAD_MODULES: tuple[str, ...] = (
     "hubserve.models.weights",
 )
 
+# The light zygote's: what a scikit-learn replica imports (models/tabular.py), and never torch
+# (worker/without_torch.py); skops.io builds its trusted-type list by importing every scikit-learn module.
+LIGHT_PRELOAD_MODULES: tuple[str, ...] = (
+    "numpy",
+    "scipy",
+    "sklearn",
+    "sklearn.pipeline",
+    "sklearn.linear_model",
+    "sklearn.ensemble",
+    "sklearn.preprocessing",
+    "sklearn.feature_extraction.text",
+    "skops.io",
+    "pandas",
+    "joblib",
+    "hubserve.worker.server",
+    "hubserve.worker.handling",
+    "hubserve.worker.batcher",
+    "hubserve.worker.launch",
+    "hubserve.models.sources",
+    "hubserve.models.task_inference",
+    "hubserve.models.batching",
+    "hubserve.models.loading",
+    "hubserve.models.tabular",
+)
+LIGHT_FLAG = "--light"
+
 # Set for the imports, and so inherited by replicas: the OpenBLAS they share was loaded
 # single-threaded (torch does the models' math, with its own `--threads`); tokenizers' thread
 # pool stays off unless the server's environment says otherwise (server.py's default too).
@@ -109,19 +136,24 @@ _IMPORT_ENV_DEFAULTS = {"TOKENIZERS_PARALLELISM": "false"}
 ARGV_ROOM = 4096
 
 
-def preload() -> list[str]:
+def preload(light: bool = False) -> list[str]:
     """Import what replicas need and build transformers' lazy tables; never starts a thread.
 
-    Returns the preloads that failed, as ``"name: why"``.
+    ``light``: the scikit-learn replicas' zygote, which makes torch unimportable first. Returns the
+    preloads that failed, as ``"name: why"``.
     """
     skipped = []
+    if light:
+        forbid_torch()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # deprecation notices of aliases nobody here asked for
-        for name in PRELOAD_MODULES:
+        for name in LIGHT_PRELOAD_MODULES if light else PRELOAD_MODULES:
             try:
                 importlib.import_module(name)
             except Exception as exc:  # an optional architecture or package missing from this install
                 skipped.append(f"{name}: {type(exc).__name__}: {exc}")
+    if light:
+        return skipped
     try:
         # transformers builds its checkpoint-conversion table (about a thousand regular
         # expressions, ~0.6 s) on the first from_pretrained and caches it: pay that once, here.
@@ -321,7 +353,8 @@ def set_command_line(args: list[str]) -> None:
 
 
 def main() -> None:
-    set_command_line([sys.executable, "-m", "hubserve.worker.zygote"])  # hide the room made for replicas
+    light = LIGHT_FLAG in sys.argv
+    set_command_line([sys.executable, "-m", "hubserve.worker.zygote", *([LIGHT_FLAG] if light else [])])  # hide the room
     # The control pipe gets private descriptors; fd 0 becomes /dev/null and fd 1 goes to stderr
     # (the zygote's log), so nothing an import prints can corrupt a frame.
     control_in, control_out = os.dup(0), os.dup(1)
@@ -334,7 +367,7 @@ def main() -> None:
     for name, value in _IMPORT_ENV_DEFAULTS.items():
         os.environ.setdefault(name, value)
     started = time.perf_counter()
-    skipped = preload()
+    skipped = preload(light)
     gc.collect()
     gc.freeze()  # imported objects move to a permanent generation: replicas' collections leave them alone
     preload_s = time.perf_counter() - started
