@@ -143,6 +143,27 @@ def test_a_batch_transform_over_csv_files(api: httpx.Client, models: dict[str, P
     assert answers == [[expected[i % count]] for i in range(40)]
 
 
+def test_registered_and_invoked_asynchronously(api: httpx.Client, models: dict[str, Path]) -> None:
+    registered = api.post("/v1/models/churn/versions", json={"source": str(models["logistic"])})
+    assert registered.status_code in (200, 201), registered.text
+    assert registered.json()["task"] == "tabular-classification"
+    described = deploy(api, "tab-registry", models["logistic"], model={"source": "registry://churn/1"})
+    assert described["state"] in READY, described
+    body = {"inputs": {"data": example(models["logistic"])}}
+    accepted = api.post("/endpoints/tab-registry/async-invocations", json=body)
+    assert accepted.status_code == 202, accepted.text
+    inference_id = accepted.json()["inferenceId"]
+    deadline = time.monotonic() + 60
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        status = api.get(f"/endpoints/tab-registry/async-invocations/{inference_id}").json()
+        if status["status"] in ("succeeded", "failed"):
+            break
+        time.sleep(0.2)
+    assert status["status"] == "succeeded", status
+    assert json.loads(Path(status["outputLocation"]).read_text()) == in_process(models["logistic"], body)
+
+
 def wait_job(api: httpx.Client, job_id: str, timeout: float = 120) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     job: dict[str, Any] = {}
