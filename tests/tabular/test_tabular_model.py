@@ -172,6 +172,16 @@ def test_missing_column_names_it_and_lists_the_expected(folders: dict[str, Path]
     assert "length, width, depth, weight" in caught.value.message
 
 
+def test_rows_as_lists_in_column_order_answer_as_columns_do(folders: dict[str, Path]) -> None:
+    # What a batch transform's headerless CSV lines become: strings, in the config's column order.
+    _, frame = builders.make_scaled_logistic()
+    head = frame.head(3)
+    predict = _load(folders["logistic"])
+    as_rows = [[str(value) for value in row] for row in head.itertuples(index=False)]
+    assert predict({"inputs": as_rows}) == predict(_body(head))
+    assert predict({"inputs": as_rows[0]}) == predict(_body(head.head(1)))
+
+
 def test_extra_column_names_it(folders: dict[str, Path]) -> None:
     _, frame = builders.make_scaled_logistic()
     with pytest.raises(ValidationError, match=r"unknown column 'colour'.*length, width, depth, weight"):
@@ -182,7 +192,8 @@ def test_extra_column_names_it(folders: dict[str, Path]) -> None:
     ("body", "message"),
     [
         ([1, 2], "'inputs' field"),
-        ({"inputs": [[1, 2, 3, 4]]}, "'data' object"),
+        ({"inputs": "a string"}, "'data' object"),
+        ({"inputs": [[1, 2, 3]]}, "row 1 has 3 values; the model takes 4 per row"),
         ({"inputs": {"data": {"length": [1], "width": [1], "depth": [1], "weight": 1}}}, "'weight' must be a list"),
         ({"inputs": {"data": {"length": [1, 2], "width": [1], "depth": [1], "weight": [1]}}}, "length: 2, width: 1"),
         ({"inputs": {"data": {"length": [1]}}, "parameters": [1]}, "'parameters' must be a JSON object"),

@@ -231,11 +231,9 @@ def test_many_tabular_models_behind_one_multi_model_endpoint(api: httpx.Client, 
         assert answer.status_code == 200, answer.text
         assert answer.json() == in_process(folder, body, **TREES)
     listing = api.get("/v1/endpoints/tab-fleet/models").json()
-    assert {item["name"] for item in listing["models"] if item["state"] == "loaded"} >= {
-        "forest-0",
-        "forest-1",
-        "forest-2",
-    }
+    by_name = {item["name"]: item for item in listing["models"]}
+    # each was loaded on its first call (whether it is still loaded depends on the replica's memory budget)
+    assert all(by_name[f"forest-{index}"]["loads"] >= 1 for index in range(3)), listing
 
 
 def tabular_untrusted(folder: Path) -> list[str]:
