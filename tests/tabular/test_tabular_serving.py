@@ -230,9 +230,15 @@ def test_many_tabular_models_behind_one_multi_model_endpoint(api: httpx.Client, 
         answer = api.post(f"/endpoints/tab-fleet/models/forest-{index}", json=body)
         assert answer.status_code == 200, answer.text
         assert answer.json() == in_process(folder, body, **TREES)
-    listing = api.get("/v1/endpoints/tab-fleet/models").json()
-    by_name = {item["name"]: item for item in listing["models"]}
-    # each was loaded on its first call (whether it is still loaded depends on the replica's memory budget)
+    # Each was loaded on its first call (whether it is still loaded depends on the replica's memory budget);
+    # the listing shows what the replica last reported, so it may take a report or two to count them all.
+    deadline = time.monotonic() + 15
+    while True:
+        listing = api.get("/v1/endpoints/tab-fleet/models").json()
+        by_name = {item["name"]: item for item in listing["models"]}
+        if all(by_name[f"forest-{index}"]["loads"] >= 1 for index in range(3)) or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
     assert all(by_name[f"forest-{index}"]["loads"] >= 1 for index in range(3)), listing
 
 
