@@ -36,6 +36,7 @@ the inference thread.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Hashable, Sequence
@@ -48,6 +49,8 @@ from hubserve.models.loading import LoadedModel
 
 if TYPE_CHECKING:  # torch and the predictors load with a transformers model; a scikit-learn replica never imports them
     from hubserve.models.predictors import PipelinePredictor, SentenceEmbeddings, SentenceSimilarity
+    from hubserve.models.qa import QuestionAnswering
+    from hubserve.models.seq2seq import Seq2SeqGenerator
 
 _HUGE = 100_000  # tokenizers without a real limit say model_max_length = 1e30
 
@@ -166,6 +169,7 @@ def _alone(model: LoadedModel, body: Any) -> Any:
 
 # -- per-task ways of batching ----------------------------------------------------------------
 
+
 def _tokens(text: str, cap: int | None = None) -> int:
     estimate = len(text) // 4 + 3
     return estimate if cap is None else min(estimate, cap)
@@ -184,7 +188,7 @@ def _split(group: Sequence[Prepared], flat: Sequence[Any]) -> list[list[Any]]:
     """Cut flat per-item outputs back into one list per request."""
     parts, start = [], 0
     for prepared in group:
-        parts.append(list(flat[start:start + len(prepared.items)]))
+        parts.append(list(flat[start : start + len(prepared.items)]))
         start += len(prepared.items)
     return parts
 
@@ -264,7 +268,7 @@ def _unpad(predictor: PipelinePredictor, flat: list[str], params: dict[str, Any]
     trimmed = []
     for output, length in zip(outputs, lengths, strict=True):
         rows = output[0]  # [1 (batch), positions, hidden]
-        trimmed.append([rows[len(rows) - length:] if left else rows[:length]])
+        trimmed.append([rows[len(rows) - length :] if left else rows[:length]])
     return trimmed
 
 
@@ -308,10 +312,12 @@ class _Similarity(_Kind):
         import torch
 
         with torch.inference_mode():
-            embeddings = predictor.model.encode(flat, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)
+            embeddings = predictor.model.encode(
+                flat, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False
+            )
             for prepared in group:
                 end = start + len(prepared.items)
-                scores = cos_sim(embeddings[start:start + 1], embeddings[start + 1:end])[0]
+                scores = cos_sim(embeddings[start : start + 1], embeddings[start + 1 : end])[0]
                 results.append({"similarities": to_jsonable(scores)})
                 start = end
         return results
@@ -331,7 +337,9 @@ class _QuestionAnswering(_Kind):
     def run(self, model: LoadedModel, group: Sequence[Prepared], batch_size: int) -> list[Any]:
         flat = [pair for prepared in group for pair in prepared.items]
         answers = model.predictor.answer(flat, group[0].params)  # type: ignore[attr-defined]
-        return [mine if prepared.as_list else mine[0] for prepared, mine in zip(group, _split(group, answers), strict=True)]
+        return [
+            mine if prepared.as_list else mine[0] for prepared, mine in zip(group, _split(group, answers), strict=True)
+        ]
 
 
 class _Seq2Seq(_Kind):
@@ -363,13 +371,29 @@ _ALONE, _PIPELINE, _EMBEDDINGS, _SIMILARITY = _Kind(), _Pipeline(), _Embeddings(
 _QA, _SEQ2SEQ = _QuestionAnswering(), _Seq2Seq()
 
 
-def _kind_of(model: LoadedModel) -> _Kind:
-    if model.custom or model.framework != "pytorch":
-        return _ALONE  # user code, or a scikit-learn model: one vectorised call per request
+@functools.cache
+def _torch_predictor_classes() -> tuple[
+    type[PipelinePredictor],
+    type[SentenceSimilarity],
+    type[SentenceEmbeddings],
+    type[QuestionAnswering],
+    type[Seq2SeqGenerator],
+]:
+    """The transformers predictors' classes, imported on the first request to one (never in a scikit-learn
+    replica, which cannot import torch), then looked up once per request instead of imported."""
     from hubserve.models.predictors import PipelinePredictor, SentenceEmbeddings, SentenceSimilarity
     from hubserve.models.qa import QuestionAnswering
     from hubserve.models.seq2seq import Seq2SeqGenerator
 
+    return PipelinePredictor, SentenceSimilarity, SentenceEmbeddings, QuestionAnswering, Seq2SeqGenerator
+
+
+def _kind_of(model: LoadedModel) -> _Kind:
+    if model.custom or model.framework != "pytorch":
+        return _ALONE  # user code, or a scikit-learn model: one vectorised call per request
+    PipelinePredictor, SentenceSimilarity, SentenceEmbeddings, QuestionAnswering, Seq2SeqGenerator = (
+        _torch_predictor_classes()
+    )
     predictor = model.predictor
     if isinstance(predictor, PipelinePredictor):
         return _PIPELINE if predictor.task in _Pipeline.TASKS else _ALONE

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 from tf.iface import (
@@ -33,10 +33,8 @@ from tf.utils import Diagnostics
 from hubserve.errors import EndpointNotFound, HubserveError
 from hubserve.spec import EndpointSpec, merge_patch_for
 from hubserve.terraform import fields
+from hubserve.terraform.provider import ProviderBound, said
 from hubserve.terraform.tftypes import Object, SingleBlock
-
-if TYPE_CHECKING:
-    from hubserve.terraform.provider import HubserveProvider
 
 READY_STATES = ("running", "scaledToZero")
 FAILED_STATES = ("failed", "updateFailed")
@@ -105,11 +103,8 @@ def endpoint_schema() -> Schema:
     )
 
 
-class EndpointResource(Resource):
+class EndpointResource(ProviderBound, Resource):
     """The ``hubserve_endpoint`` resource."""
-
-    def __init__(self, provider: HubserveProvider) -> None:
-        self.provider = provider
 
     @classmethod
     def get_name(cls) -> str:
@@ -162,7 +157,7 @@ class EndpointResource(Resource):
         try:
             self.provider.client().create_endpoint(spec)
         except HubserveError as error:
-            ctx.diagnostics.add_error(f"Could not create endpoint {spec.get('name')}", _said(error))
+            ctx.diagnostics.add_error(f"Could not create endpoint {spec.get('name')}", said(error))
             return None
         return self._settle(ctx.diagnostics, planned, "create")
 
@@ -182,7 +177,7 @@ class EndpointResource(Resource):
             current = {key: value for key, value in live.items() if key in EndpointSpec.model_fields}
             client.patch_endpoint(planned["name"], merge_patch_for(current, spec))
         except HubserveError as error:
-            ctx.diagnostics.add_error(f"Could not update endpoint {planned['name']}", _said(error))
+            ctx.diagnostics.add_error(f"Could not update endpoint {planned['name']}", said(error))
             return current
         return self._settle(ctx.diagnostics, planned, "update")
 
@@ -194,7 +189,7 @@ class EndpointResource(Resource):
         except EndpointNotFound:
             return
         except HubserveError as error:
-            ctx.diagnostics.add_error(f"Could not delete endpoint {name}", _said(error))
+            ctx.diagnostics.add_error(f"Could not delete endpoint {name}", said(error))
             return
         deadline = time.monotonic() + _timeout(current, "delete")
         while time.monotonic() < deadline:
@@ -221,7 +216,7 @@ class EndpointResource(Resource):
         except EndpointNotFound:
             return None  # deleted outside Terraform: the plan re-creates it
         except HubserveError as error:
-            diags.add_error(f"Could not read endpoint {name}", _said(error))
+            diags.add_error(f"Could not read endpoint {name}", said(error))
             return prior
         if live.get("state") == "deleting":
             return None
@@ -240,7 +235,7 @@ class EndpointResource(Resource):
             try:
                 live = client.get_endpoint(name)
             except HubserveError as error:
-                diags.add_error(f"Could not read endpoint {name} after {kind}", _said(error))
+                diags.add_error(f"Could not read endpoint {name} after {kind}", said(error))
                 break
             state = str(live.get("state"))
             if state in READY_STATES:
@@ -288,10 +283,6 @@ def _seconds(duration: str) -> float | None:
     return hours * 3600 + minutes * 60 + seconds
 
 
-def _said(error: HubserveError) -> str:
-    return f"{error.status} {error.type}: {error.message}"
-
-
 def _all_known(value: Any) -> bool:
     if value is Unknown:
         return False
@@ -336,11 +327,8 @@ def _summary(live: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class EndpointData(DataSource):
+class EndpointData(ProviderBound, DataSource):
     """``data "hubserve_endpoint"``: one endpoint's URL, state, task and source by name."""
-
-    def __init__(self, provider: HubserveProvider) -> None:
-        self.provider = provider
 
     @classmethod
     def get_name(cls) -> str:
@@ -358,16 +346,13 @@ class EndpointData(DataSource):
         try:
             live = self.provider.client().get_endpoint(name)
         except HubserveError as error:
-            ctx.diagnostics.add_error(f"Could not read endpoint {name}", _said(error))
+            ctx.diagnostics.add_error(f"Could not read endpoint {name}", said(error))
             return None
         return {**_summary(live), "reason": live.get("reason")}
 
 
-class EndpointsData(DataSource):
+class EndpointsData(ProviderBound, DataSource):
     """``data "hubserve_endpoints"``: every endpoint (names, and each one's URL, state, task and source)."""
-
-    def __init__(self, provider: HubserveProvider) -> None:
-        self.provider = provider
 
     @classmethod
     def get_name(cls) -> str:
@@ -387,7 +372,7 @@ class EndpointsData(DataSource):
         try:
             items = self.provider.client().list_endpoints()
         except HubserveError as error:
-            ctx.diagnostics.add_error("Could not list endpoints", _said(error))
+            ctx.diagnostics.add_error("Could not list endpoints", said(error))
             return None
         items = sorted((item for item in items if item.get("state") != "deleting"), key=lambda item: str(item["name"]))
         return {"names": [item["name"] for item in items], "endpoints": [_summary(item) for item in items]}

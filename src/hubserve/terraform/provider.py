@@ -10,6 +10,7 @@ from tf.schema import Attribute, Schema
 from tf.types import String
 from tf.utils import Diagnostics
 
+from hubserve.errors import HubserveError
 from hubserve.sdk.client import Client
 
 FULL_NAME = "registry.terraform.io/hubserve/hubserve"  # `source = "hubserve/hubserve"` in required_providers
@@ -74,6 +75,18 @@ class HubserveProvider(Provider):
         from hubserve.terraform.endpoint import EndpointData, EndpointsData
 
         return [EndpointData, EndpointsData]
+
+
+class ProviderBound:
+    """A resource or data source: ``tf`` makes each with the provider, whose client it calls."""
+
+    def __init__(self, provider: HubserveProvider) -> None:
+        self.provider = provider
+
+
+def said(error: HubserveError) -> str:
+    """A server error as a diagnostic's detail: its status, type and message (which says what to do)."""
+    return f"{error.status} {error.type}: {error.message}"
 
 
 def _text(value: Any) -> str | None:

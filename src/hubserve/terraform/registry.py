@@ -8,25 +8,20 @@ that use it deployable). Approval changes in place; approving rolls the endpoint
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tf.iface import CreateContext, DeleteContext, ImportContext, ReadContext, Resource, State, UpdateContext
 from tf.schema import Attribute, Schema
 from tf.types import NormalizedJson, Number, String, Unknown
 
 from hubserve.errors import HubserveError
-
-if TYPE_CHECKING:
-    from hubserve.terraform.provider import HubserveProvider
+from hubserve.terraform.provider import ProviderBound, said
 
 APPROVALS = ("PendingManualApproval", "Approved", "Rejected")
 
 
-class ModelVersionResource(Resource):
+class ModelVersionResource(ProviderBound, Resource):
     """The ``hubserve_model_version`` resource; its id is ``GROUP/VERSION`` (what import takes)."""
-
-    def __init__(self, provider: HubserveProvider) -> None:
-        self.provider = provider
 
     @classmethod
     def get_name(cls) -> str:
@@ -90,7 +85,7 @@ class ModelVersionResource(Resource):
             if isinstance(wanted, str) and wanted != made.get("approval_status"):
                 made = client.set_model_approval(planned["group"], int(made["version"]), wanted)
         except HubserveError as error:
-            ctx.diagnostics.add_error(f"Could not register a version of {planned['group']}", _said(error))
+            ctx.diagnostics.add_error(f"Could not register a version of {planned['group']}", said(error))
             return None
         return {**planned, **_computed(made)}
 
@@ -103,7 +98,7 @@ class ModelVersionResource(Resource):
             try:
                 made = self.provider.client().set_model_approval(current["group"], int(current["version"]), wanted)
             except HubserveError as error:
-                ctx.diagnostics.add_error(f"Could not set {current['id']} to {wanted}", _said(error))
+                ctx.diagnostics.add_error(f"Could not set {current['id']} to {wanted}", said(error))
                 return current
             return {**planned, **_computed(made)}
         return planned
@@ -113,7 +108,7 @@ class ModelVersionResource(Resource):
             self.provider.client().delete_model_version(current["group"], int(current["version"]))
         except HubserveError as error:
             if error.status != 404:
-                ctx.diagnostics.add_error(f"Could not delete {current['id']}", _said(error))
+                ctx.diagnostics.add_error(f"Could not delete {current['id']}", said(error))
 
     def import_(self, ctx: ImportContext, id: str) -> State | None:
         group, _, number = id.rpartition("/")
@@ -129,7 +124,7 @@ class ModelVersionResource(Resource):
         except HubserveError as error:
             if error.status == 404:
                 return None
-            diags.add_error(f"Could not read model version {ident}", _said(error))
+            diags.add_error(f"Could not read model version {ident}", said(error))
             return prior
         state = {
             "group": version["group"],
@@ -158,7 +153,3 @@ def _given(state: State, key: str) -> Any:
     """A planned value, or None where the configuration left it for the server (unknown until applied)."""
     value = state.get(key)
     return None if value is Unknown else value
-
-
-def _said(error: HubserveError) -> str:
-    return f"{error.status} {error.type}: {error.message}"

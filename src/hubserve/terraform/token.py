@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tf.iface import CreateContext, DeleteContext, ImportContext, ReadContext, Resource, State, UpdateContext
 from tf.schema import Attribute, Schema
 from tf.types import Set, String
 
 from hubserve.errors import HubserveError
-
-if TYPE_CHECKING:
-    from hubserve.terraform.provider import HubserveProvider
+from hubserve.terraform.provider import ProviderBound, said
 
 
-class TokenResource(Resource):
+class TokenResource(ProviderBound, Resource):
     """The ``hubserve_token`` resource: ``token`` (sensitive) holds the secret, known only to the state that made it."""
-
-    def __init__(self, provider: HubserveProvider) -> None:
-        self.provider = provider
 
     @classmethod
     def get_name(cls) -> str:
@@ -62,9 +57,7 @@ class TokenResource(Resource):
                 planned["name"], sorted(planned["scopes"]), _endpoints(planned.get("endpoints"))
             )
         except HubserveError as error:
-            ctx.diagnostics.add_error(
-                f"Could not create token {planned['name']}", f"{error.status} {error.type}: {error.message}"
-            )
+            ctx.diagnostics.add_error(f"Could not create token {planned['name']}", said(error))
             return None
         return {**planned, "id": made["id"], "token": made.get("token"), "created_at": made.get("created_at")}
 
@@ -79,9 +72,7 @@ class TokenResource(Resource):
             self.provider.client().revoke_token(str(current["id"]))
         except HubserveError as error:
             if error.status != 404:
-                ctx.diagnostics.add_error(
-                    f"Could not revoke token {current['id']}", f"{error.status} {error.type}: {error.message}"
-                )
+                ctx.diagnostics.add_error(f"Could not revoke token {current['id']}", said(error))
 
     def import_(self, ctx: ImportContext, id: str) -> State | None:
         return self._read(ctx.diagnostics, id, None)
@@ -92,7 +83,7 @@ class TokenResource(Resource):
         except HubserveError as error:
             if error.status == 404:
                 return None
-            diags.add_error(f"Could not read token {ident}", f"{error.status} {error.type}: {error.message}")
+            diags.add_error(f"Could not read token {ident}", said(error))
             return prior
         if record.get("revoked_at"):
             return None  # revoked outside Terraform: planned for a new one
