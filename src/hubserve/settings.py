@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     serverless_slots_per_replica: int = Field(
         default=4, ge=1, description="Concurrent invocations one serverless replica takes before another starts."
     )
+    replica_cpu_oversubscription: float = Field(
+        default=2.0, gt=0, description="Replicas' vCPUs together may reach this many times the machine's cores; "
+        "past that (or past its memory), requests wait in the running replicas' batchers (local backend only).",
+    )
     scale_down_window_s: float = Field(default=60.0, description="Stabilisation window before replicas are removed.")
     autoscale_interval_s: float = Field(default=0.25, description="How often the autoscaler looks at every endpoint.")
     backend: Literal["local", "ray"] = Field(

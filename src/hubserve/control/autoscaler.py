@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
+from hubserve.control.capacity import MachineCapacity
 from hubserve.control.live import EndpointLive, Generation
 from hubserve.control.reconcile import ACTIVE_STATES, Reconciler
 from hubserve.control.scaling import Stabiliser, recommend
+from hubserve.logs import EventLog
 
 log = logging.getLogger("hubserve.autoscaler")
 
@@ -35,8 +38,16 @@ class Demand(Protocol):
 class Autoscaler:
     """Scales each endpoint's deployed generation between its policy's bounds."""
 
-    def __init__(self, reconciler: Reconciler, window_s: float, interval_s: float) -> None:
+    def __init__(self, reconciler: Reconciler, window_s: float, interval_s: float,
+                 capacity: MachineCapacity | None = None, everyone: Callable[[], Iterable[EndpointLive]] | None = None,
+                 events: EventLog | None = None) -> None:  # fmt: skip
+        """``capacity``: the machine's room for replicas (None: no cap, as on a Ray cluster); ``everyone``: every
+        live with replicas on this server (endpoints and batch jobs), which share that room."""
         self._reconciler = reconciler
+        self._capacity = capacity
+        self._everyone = everyone or (lambda: self._reconciler.lives.values())
+        self._events = events
+        self._capped: dict[str, int] = {}  # endpoint -> the replicas it wanted but was capped from, while capped
         self._window_s = window_s
         self._interval_s = interval_s
         self._sources: list[Demand] = []
@@ -73,7 +84,24 @@ class Autoscaler:
         last = max(invoked, self._deployed(live.name, generation, now))
         wanted = 0 if forced_at is not None else recommend(generation.policy, demand, now - last)
         desired = self._stabiliser(live.name, generation).desired(now, wanted)
+        if self._capacity is not None:
+            desired = self._cap(live, desired)
         self._reconciler.scale_to(live, desired, demand)
+
+    def _cap(self, live: EndpointLive, desired: int) -> int:
+        assert self._capacity is not None
+        allowed = self._capacity.allowed(live, desired, self._everyone())
+        was_capped = live.name in self._capped
+        if allowed < desired and not was_capped and self._events is not None:
+            self._events.event(
+                live.name, f"wants {desired} replicas; capped at {allowed} by the machine ({self._capacity.describe()}): "
+                "requests wait in the running replicas' batchers",
+            )  # fmt: skip
+        if allowed < desired:
+            self._capped[live.name] = desired
+        else:
+            self._capped.pop(live.name, None)
+        return allowed
 
     def force_zero(self, live: EndpointLive) -> None:
         """Zero replicas until the next invocation, whatever the minimum says (a user's scale-to-zero)."""
@@ -102,6 +130,7 @@ class Autoscaler:
         return seen[1]
 
     def _forget(self, name: str) -> None:
+        self._capped.pop(name, None)
         self._stabilisers.pop(name, None)
         self._forced_zero_at.pop(name, None)
         self._deployed_at.pop(name, None)

@@ -17,8 +17,9 @@ from pathlib import Path
 from hubserve.backends.base import Backend, Replica
 from hubserve.control import registry_models
 from hubserve.control.autoscaler import Autoscaler, Demand
+from hubserve.control.capacity import MachineCapacity
 from hubserve.control.live import EndpointLive, Generation
-from hubserve.control.memory import MemoryPolice, backstop_mb, limit_mb
+from hubserve.control.memory import MemoryPolice, backstop_mb, limit_mb, machine_memory_mb
 from hubserve.control.ownership import Holder, Ownership, server_id
 from hubserve.control.reconcile import ACTIVE_STATES, Reconciler
 from hubserve.errors import EndpointNotFound, ModelNotReady, ReplicaCrashed
@@ -50,7 +51,14 @@ class Controller:
         self._machine_cores = os.cpu_count() or 1
         self.events = events
         self.reconciler = Reconciler(store, backend, settings, events, self.launch_for)
-        self.autoscaler = Autoscaler(self.reconciler, settings.scale_down_window_s, settings.autoscale_interval_s)
+        capacity = (
+            MachineCapacity(self._machine_cores, machine_memory_mb(), settings.replica_cpu_oversubscription)
+            if settings.backend == "local" else None  # a Ray cluster places replicas by its own resources
+        )  # fmt: skip
+        self.autoscaler = Autoscaler(
+            self.reconciler, settings.scale_down_window_s, settings.autoscale_interval_s, capacity,
+            everyone=lambda: [*self.reconciler.lives.values(), *self._jobs.values()], events=events,
+        )  # fmt: skip
         self.memory = MemoryPolice(self.reconciler, backend, events, settings.autoscale_interval_s)
         self.reconciler.rescale = self.autoscaler.step
         self._jobs: dict[str, EndpointLive] = {}  # batch jobs' replicas, by job id
