@@ -9,7 +9,8 @@ through a cold start, the replica reads the payload from its location itself, ti
 metrics), with the inference's processing timeout as its deadline, counted from its acceptance:
 an inference queued past it fails without running ("expired while queued"); one running past it
 is cancelled, its replica killed and replaced by the gateway, and it fails saying so. Results and failures are
-written through fsspec; webhooks are fired without waiting.
+written through fsspec, whole or not at all (a local file under a temporary name, then renamed: a full disk
+leaves no partial result under the name a client reads); webhooks are fired without waiting.
 
 At-least-once: a claim counts an attempt; a replica that dies, a cold start that fails, or a
 result that cannot be written puts the inference back in the queue until ``max_attempts``. The
@@ -34,6 +35,7 @@ was running; the owner-guarded writes keep each inference settled exactly once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -43,6 +45,8 @@ import socket
 import time
 from collections.abc import Sequence, Sized
 from typing import Any, Protocol
+
+from fsspec.implementations.local import LocalFileSystem
 
 from hubserve.asyncinf.notify import Notifier
 from hubserve.errors import (
@@ -197,11 +201,14 @@ class Dispatcher:
                 continue
             for row in self._store.oldest_queued(endpoint, room):
                 if self._store.claim(endpoint, row.id, self.owner, LEASE_S):
+                    count[QUEUED] -= 1  # running now: demand must not count it as waiting until the next pass
+                    count[RUNNING] += 1
                     self._start(row)
 
     # --- the backlog: control's Demand (queued work starts replicas) and describe's figures ---
 
     def demand(self, name: str) -> int:
+        """Queued inferences as of the last pass, less those it claimed (cheap: the autoscaler asks often)."""
         count = self._counts.get(name)
         return count[QUEUED] if count is not None else 0
 
@@ -418,8 +425,24 @@ def _read_bytes(location: Location) -> bytes:
 
 
 def _write_bytes(location: Location, data: bytes) -> None:
-    with location.open("wb") as file:
-        file.write(data)
+    """Write ``data`` whole or not at all: a local file is written under a temporary name in the
+    same folder and renamed over the target, so a full disk or a kill mid-write never leaves a
+    partial result under the name a client reads; an S3 object appears only once its upload ends."""
+    if not isinstance(location.fs, LocalFileSystem):
+        with location.open("wb") as file:
+            file.write(data)
+        return
+    folder, name = os.path.split(location.path)
+    os.makedirs(folder, exist_ok=True)
+    partial = os.path.join(folder, f".{name}.partial-{secrets.token_hex(4)}")
+    try:
+        with open(partial, "wb") as file:
+            file.write(data)
+        os.replace(partial, location.path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise
 
 
 def _reason(exc: BaseException) -> str:

@@ -152,6 +152,9 @@ class JobRun:
         assert record is not None
         request = BatchJobRequest.model_validate(record.request)
         self._failed = record.records_failed
+        if self._assembled():
+            return "completed", None
+        self.staging.mkdir(parents=True, exist_ok=True)  # before the counts: counted files imply a staging folder
         try:
             await self._count(request)
             if self._failed > request.max_failures:
@@ -160,15 +163,27 @@ class JobRun:
         except JobFailed as failure:
             output = self.storage.resolve(request.output)
             names = [f.name for f in self.store.files(self.job_id)]
-            await asyncio.to_thread(parts.assemble, self.staging, names, output, results=False)
+            try:
+                await asyncio.to_thread(parts.assemble, self.staging, names, output, results=False)
+            except OSError as exc:
+                return "failed", f"{failure.reason}; {_unwritable(output.url, exc)}"
             return "failed", failure.reason
         files = self.store.files(self.job_id)
         if not all(f.finished for f in files):
             return "stopped", "stopped by request"
         output = self.storage.resolve(request.output)
-        await asyncio.to_thread(parts.assemble, self.staging, [f.name for f in files], output)
+        try:
+            await asyncio.to_thread(parts.assemble, self.staging, [f.name for f in files], output)
+        except OSError as exc:  # a full disk, a read-only folder: the parts stay, so starting it again writes them
+            return "failed", f"{_unwritable(output.url, exc)}; every record was processed: start the job again to write"
         shutil.rmtree(self.staging, ignore_errors=True)
         return "completed", None
+
+    def _assembled(self) -> bool:
+        """Whether an earlier run assembled the output and removed its staging folder, then stopped
+        (a kill) before the job was recorded completed: assembling again would find no parts."""
+        files = self.store.files(self.job_id)
+        return bool(files) and all(f.finished for f in files) and not self.staging.exists()
 
     async def _count(self, request: BatchJobRequest) -> None:
         """Count each file's records once (the first run), so progress has a total and an ETA."""
@@ -318,6 +333,10 @@ class JobRun:
         if self._failed > request.max_failures:
             raise JobFailed(_too_many(self._failed, request.max_failures, request.output))
         return progress
+
+
+def _unwritable(url: str, exc: OSError) -> str:
+    return f"the output could not be written to {url}: {exc}"
 
 
 def _too_many(failed: int, allowed: int, output: str | None) -> str:

@@ -9,9 +9,15 @@ before its commit. When every file is done, ``assemble`` copies each part to
 
 from __future__ import annotations
 
+import contextlib
+import os
+import posixpath
+import secrets
 import shutil
 from pathlib import Path
 from typing import IO
+
+from fsspec.implementations.local import LocalFileSystem
 
 from hubserve.storage import Location
 
@@ -61,24 +67,49 @@ def assemble(staging: Path, names: list[str], output: Location, *, results: bool
     """Copy the parts to ``output``; returns the errors file's URL when any record failed.
 
     ``results=False`` writes only the errors file (a failed job leaves no partial ``.out``).
+    All or nothing: every file is written under a temporary name first and renamed only once all
+    are whole, so a full disk (or a kill) halfway leaves no ``.out`` that looks complete; the
+    temporary files are removed when a write fails. (S3 objects appear only once uploaded.)
     """
+    writes: list[tuple[list[Path], Location]] = []
     if results:
-        for idx, name in enumerate(names):
-            _copy(out_path(staging, idx), output.child(name + OUT_SUFFIX))
+        writes += [([out_path(staging, idx)], output.child(name + OUT_SUFFIX)) for idx, name in enumerate(names)]
     errors = [err_path(staging, idx) for idx in range(len(names))]
-    if not any(path.exists() and path.stat().st_size for path in errors):
-        return None
-    target = output.child(ERRORS_NAME)
+    errors_target: Location | None = None
+    if any(path.exists() and path.stat().st_size for path in errors):
+        errors_target = output.child(ERRORS_NAME)
+        writes.append(([path for path in errors if path.exists()], errors_target))
+    written: list[tuple[Location, Location]] = []
+    try:
+        for sources, target in writes:
+            temporary = _temporary(target)
+            written.append((temporary, target))
+            _copy(sources, temporary)
+        for temporary, target in written:
+            _rename(temporary, target)
+    except BaseException:
+        for temporary, _ in written:
+            with contextlib.suppress(OSError):
+                temporary.remove()
+        raise
+    return errors_target.url if errors_target is not None else None
+
+
+def _temporary(target: Location) -> Location:
+    if not isinstance(target.fs, LocalFileSystem):
+        return target  # an S3 object is whole or absent: written in place
+    folder, name = posixpath.split(target.path)
+    return Location(target.fs, posixpath.join(folder, f".{name}.partial-{secrets.token_hex(4)}"), target.url)
+
+
+def _rename(temporary: Location, target: Location) -> None:
+    if temporary.path != target.path:
+        os.replace(temporary.path, target.path)
+
+
+def _copy(sources: list[Path], target: Location) -> None:
     with target.open("wb") as sink:
-        for path in errors:
-            if path.exists():
-                with open(path, "rb") as source:
-                    shutil.copyfileobj(source, sink, _COPY_CHUNK)
-    return target.url
-
-
-def _copy(source: Path, target: Location) -> None:
-    if not source.exists():
-        source.touch()
-    with open(source, "rb") as src, target.open("wb") as dst:
-        shutil.copyfileobj(src, dst, _COPY_CHUNK)
+        for source in sources:
+            if source.exists():
+                with open(source, "rb") as src:
+                    shutil.copyfileobj(src, sink, _COPY_CHUNK)
