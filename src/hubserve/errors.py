@@ -19,6 +19,7 @@
     │   └── ColdStartTimeout          503
     ├── ReplicaCrashed                502 (the replica died while serving this request)
     ├── InvocationTimeout             504 (no answer before the invocation's deadline; cancelled in the replica)
+    ├── StoreUnavailable              503 (the state store is locked or unreachable; Retry-After)
     ├── ClientClosed                  499 (the client left mid-stream; recorded, never sent)
     └── Async and batch outcomes, recorded on the inference or the record rather than sent as HTTP:
         ├── InputUnreadable           400 (the payload location cannot be read)
@@ -176,6 +177,25 @@ class ReplicaCrashed(HubserveError):
 class InvocationTimeout(HubserveError):
     status = 504
     type = "InvocationTimeout"
+
+
+class StoreUnavailable(HubserveError):
+    """The state store cannot be read or written now (SQLite locked or unopenable, PostgreSQL unreachable).
+
+    Raised by the store's engine in place of the driver's error (store/engine.py), so every route
+    answers it in its own dialect; sync invocations of running endpoints never read the store.
+    """
+
+    status = 503
+    type = "StoreUnavailable"
+    RETRY_AFTER_S = 2
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"The state store is unavailable ({reason}). This is usually brief (another process holds the database, "
+            f"or it is restarting): retry in {self.RETRY_AFTER_S} s. Invocations of running endpoints still work."
+        )
+        self.headers["Retry-After"] = str(self.RETRY_AFTER_S)
 
 
 class InputUnreadable(HubserveError):

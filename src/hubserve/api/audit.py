@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import re
 import uuid
 
@@ -22,9 +23,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hubserve.api import deps
-from hubserve.errors import ValidationError
+from hubserve.errors import StoreUnavailable, ValidationError
 from hubserve.store.audit import AuditEntry, AuditStore
 
+log = logging.getLogger("hubserve.audit")
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 _CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -113,6 +115,7 @@ class _Recording:
         self.body = bytearray()
         self.start: Message | None = None
         self.recorded = False
+        self.store_unavailable = False  # answered 503 StoreUnavailable: nothing changed and no row could be written
 
     async def run(self, app: ASGIApp, receive: Receive, send: Send) -> None:
         async def receive_peeking() -> Message:
@@ -125,6 +128,7 @@ class _Recording:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
                 self.start = {**message, "headers": [*headers, (b"x-request-id", self.request_id.encode())]}
+                self.store_unavailable = (b"x-amzn-errortype", b"StoreUnavailable") in headers
                 return
             if message["type"] == "http.response.body" and self.start is not None:
                 start, self.start = self.start, None
@@ -164,7 +168,13 @@ class _Recording:
             request_id=self.request_id,
             status=status,
         )
-        await run_in_threadpool(store.record, entry)
+        if self.store_unavailable:  # writing would only wait for the store that just failed this request
+            log.warning("audit entry not recorded, the state store is unavailable: %s", entry)
+            return
+        try:
+            await run_in_threadpool(store.record, entry)
+        except StoreUnavailable as exc:  # the answer still goes out; the log keeps what the row would have
+            log.warning("audit entry not recorded (%s): %s", exc.message, entry)
 
 
 def _name_in(body: bytes, keys: tuple[str, ...]) -> str | None:

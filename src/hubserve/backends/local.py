@@ -98,6 +98,7 @@ class LocalBackend:
         # Unix socket paths are limited to ~108 bytes, so they live in a short temp folder.
         self._sockets_dir = Path(tempfile.mkdtemp(prefix="hubserve-"))
         self._processes: dict[str, _Process] = {}
+        self._notes: dict[str, str] = {}  # replica id -> what its start met (a dead zygote), told by wait_ready
         self._cpus = sorted(os.sched_getaffinity(0))
         self._next_cpu = 0
         self._use_zygote = zygote
@@ -177,11 +178,18 @@ class LocalBackend:
         process: _Process | None = None
         ready_zygote = self._zygote_for(launch)
         if ready_zygote is not None:
+            dead = self._dead_zygote(launch)
             try:
                 zygote = await ready_zygote()
                 process = await zygote.spawn(replica_id, argv + launch_arg, env, log_path, cpus)
             except ZygoteUnavailable as exc:
-                log.warning("starting replica %s as a fresh process: %s", replica_id, exc)
+                self._note(replica_id, f"the zygote is unavailable ({exc}): starting as a fresh process")
+            else:
+                if dead is not None and zygote.pid != dead:
+                    took = f", whose imports took {zygote.preload_s:.1f} s" if zygote.preload_s is not None else ""
+                    self._note(
+                        replica_id, f"the zygote (pid {dead}) had exited: started a new one (pid {zygote.pid}){took}"
+                    )
         if process is None:
             if cpus:
                 argv += ["--cpus", ",".join(map(str, cpus))]
@@ -201,6 +209,9 @@ class LocalBackend:
         socket_path = self._socket_path(replica.id)
         address_path = self._address_path(replica.id)
         phases = _PhaseReader(self._phase_path(replica.id), on_phase)
+        note = self._notes.pop(replica.id, None)
+        if note is not None and on_phase is not None:
+            on_phase(note)  # an event of the endpoint: why this start took longer or went another way
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             phases.read()  # before the socket: the last step is heard even when the replica is ready at once
@@ -252,6 +263,7 @@ class LocalBackend:
         isolation.kill_group(process.pid)
         self._processes.pop(replica.id, None)
         self._addresses.pop(replica.id, None)
+        self._notes.pop(replica.id, None)
         shutil.rmtree(self._replica_dir(replica.id), ignore_errors=True)
 
     def health(self, replica: Replica) -> ReplicaHealth:
@@ -321,6 +333,16 @@ class LocalBackend:
             )
         return not late
 
+    def _dead_zygote(self, launch: ReplicaLaunch) -> int | None:
+        """The pid of the zygote that would fork this replica if it was ready once and has died since, else None."""
+        light = launch.framework == "sklearn" and not launch.multi_model
+        zygote = self._light_zygote if light else self._zygote
+        return zygote.pid if zygote is not None and zygote.was_ready and not zygote.alive else None
+
+    def _note(self, replica_id: str, text: str) -> None:
+        log.warning("replica %s: %s", replica_id, text)
+        self._notes[replica_id] = text
+
     def _start_zygote(self) -> Zygote:
         self._zygote_starts += 1
         return Zygote(self._logs_dir / "zygote.log")
@@ -349,7 +371,6 @@ class LocalBackend:
                 self._use_zygote = False  # it died importing: it would again, so fresh processes from now on
             raise
         return zygote
-
 
     async def _ready_light_zygote(self) -> Zygote:
         """The scikit-learn replicas' zygote, started on first use and again if it died after it was ready."""

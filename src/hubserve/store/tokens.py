@@ -30,7 +30,7 @@ from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
 
-from hubserve.errors import NotFound, ValidationError
+from hubserve.errors import NotFound, StoreUnavailable, ValidationError
 from hubserve.store.schema import upgrade
 
 Scope = Literal["admin", "deploy", "invoke", "read"]
@@ -220,8 +220,11 @@ class TokenStore:
             if now - self._used.get(token_id, -_LAST_USED_EVERY) < _LAST_USED_EVERY:
                 return
             self._used[token_id] = now
-        with self._engine.begin() as conn:
-            conn.execute(tokens_table.update().where(tokens_table.c.id == token_id).values(last_used_at=_now()))
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(tokens_table.update().where(tokens_table.c.id == token_id).values(last_used_at=_now()))
+        except StoreUnavailable:
+            pass  # the stamp is advisory: a request must not fail because the store is locked for a while
 
 
 def _record(row: dict[str, Any]) -> TokenRecord:

@@ -127,13 +127,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _exit_with_parent() -> None:
-    """A replica must never outlive the server that started it, however the server died."""
-    parent = os.getppid()
+SERVER_PID_ENV = "HUBSERVE_SERVER_PID"  # set by the zygote in the replicas it forks: the server, its own parent
+
+
+def _exit_with_server() -> None:
+    """A replica must never outlive the server that started it, however the server died.
+
+    It watches the server, not its parent: a replica forked by the zygote keeps serving when the zygote
+    dies (the server starts another for the next replica). The server's start time tells it from a
+    process that got its pid later."""
+    server = int(os.environ.get(SERVER_PID_ENV) or os.getppid())
+    started = _start_time(server)
+    if started is None:  # gone already
+        os._exit(0)
     while True:
         time.sleep(0.5)
-        if os.getppid() != parent:
+        if _start_time(server) != started:
             os._exit(0)
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22); None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[19] if len(fields) > 19 and fields[0] not in ("Z", "X") else None
 
 
 def resolve_limits(model: Any, device: str, max_batch_size: int | None, max_batch_tokens: int | None) -> Limits:
@@ -449,7 +469,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.cpus:
         os.sched_setaffinity(0, [int(cpu) for cpu in args.cpus.split(",")])
-    threading.Thread(target=_exit_with_parent, daemon=True, name="parent-watch").start()
+    threading.Thread(target=_exit_with_server, daemon=True, name="server-watch").start()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     launch: ReplicaLaunch = args.launch
     apply_memory_backstop(launch.memory_backstop_mb)  # before the model loads: loading counts too

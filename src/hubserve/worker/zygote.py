@@ -9,7 +9,7 @@ The server's backend sends ``Spawn`` and ``Kill`` frames on stdin; the zygote an
 ``ZygoteReady`` (once, when its imports are done), ``Spawned`` (the new replica's pid) and
 ``Exited`` (a replica's exit code) on stdout. Frames are protocol.py's length-prefixed msgpack.
 It exits when stdin closes: the server is gone, and replicas follow (worker/server.py watches
-its parent).
+the server, not the zygote, so replicas outlive a zygote that dies while the server lives).
 
 The rule that makes forking safe: this process never starts a thread, an event loop, a torch
 op or a tokenizer call. ``fork`` copies only the calling thread, so a thread pool started here
@@ -185,6 +185,7 @@ class Zygote:
     def __init__(self, control_in: int, control_out: int) -> None:
         self._in = control_in
         self._out = control_out
+        self._server = os.getppid()  # replicas watch the server, so they outlive this process if it dies
         self._frames = FrameBuffer()
         self._children: dict[int, str] = {}  # pid -> replica id, until reaped
         self._wake_r, self._wake_w = os.pipe()
@@ -255,6 +256,7 @@ class Zygote:
             os.dup2(log_fd, 2)
             os.close(log_fd)
             os.environ.update(command.env)
+            os.environ["HUBSERVE_SERVER_PID"] = str(self._server)  # worker/server.py's SERVER_PID_ENV
             if command.cpus:
                 os.sched_setaffinity(0, command.cpus)
             run_as, argv = take_run_as(command.argv)

@@ -35,6 +35,7 @@ from hubserve.errors import (
     ModelNotReady,
     PayloadTooLarge,
     ReplicaCrashed,
+    StoreUnavailable,
     TargetModelNotFound,
     Throttled,
     ValidationError,
@@ -68,7 +69,7 @@ def code_and_status(error: HubserveError) -> tuple[str, int]:
         return "ValidationError", 400
     if isinstance(error, (ModelError, ReplicaCrashed, InvocationTimeout)):  # SageMaker: a timeout is a ModelError
         return "ModelError", 424
-    if isinstance(error, ColdStartTimeout):
+    if isinstance(error, (ColdStartTimeout, StoreUnavailable)):
         return "ServiceUnavailable", 503
     if isinstance(error, ModelNotReady):
         return "ModelNotReadyException", 429
