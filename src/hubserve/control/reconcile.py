@@ -26,7 +26,7 @@ from typing import Any
 from hubserve.backends.base import Backend, Replica, ReplicaStartFailed
 from hubserve.control.live import EndpointLive, Generation
 from hubserve.control.scaling import policy_for, scaling_only
-from hubserve.errors import HubserveError, ReplicaCrashed
+from hubserve.errors import HubserveError, ReplicaCrashed, StoreUnavailable
 from hubserve.logs import EventLog
 from hubserve.settings import Settings
 from hubserve.spec import EndpointSpec, EndpointState
@@ -42,6 +42,7 @@ ACTIVE_STATES = (
     EndpointState.INITIALIZING,
 )
 START_BACKOFF_S = 5.0  # after a failed replica start, before scaling tries again
+STORE_RETRY_S = 2.0  # a reconcile pass that met a store outage runs again after this (the outage's Retry-After)
 
 LaunchFor = Callable[[EndpointSpec], ReplicaLaunch]
 
@@ -143,6 +144,11 @@ class Reconciler:
                 finished = await self._reconcile(live, loop)
             except asyncio.CancelledError:
                 raise
+            except StoreUnavailable as exc:  # an outage, not the endpoint's fault: try again when it may be over
+                log.warning("reconcile of %s waits for the store: %s", live.name, exc)
+                await asyncio.sleep(STORE_RETRY_S)
+                loop.changed.set()
+                finished = False
             except Exception as exc:  # a bug here must not kill the endpoint's loop silently
                 log.exception("reconcile of %s failed", live.name)
                 self.set_state(live, EndpointState.FAILED, f"internal error: {exc}")

@@ -127,6 +127,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+REPLICA_NICENESS = 5
 SERVER_PID_ENV = "HUBSERVE_SERVER_PID"  # set by the zygote in the replicas it forks: the server, its own parent
 
 
@@ -470,6 +471,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.cpus:
         os.sched_setaffinity(0, [int(cpu) for cpu in args.cpus.split(",")])
     threading.Thread(target=_exit_with_server, daemon=True, name="server-watch").start()
+    # Below the server in the CPU's queue: when replicas fill every core, the gateway still admits, refuses
+    # (an overload's 429s) and answers at once; replicas get every cycle the server leaves.
+    os.nice(REPLICA_NICENESS)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     launch: ReplicaLaunch = args.launch
     apply_memory_backstop(launch.memory_backstop_mb)  # before the model loads: loading counts too
