@@ -9,9 +9,11 @@ request cannot read `/etc/passwd` or write over the server's state.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import posixpath
+import secrets
 from pathlib import Path
 from typing import IO, Any
 
@@ -85,6 +87,33 @@ class Location:
     def remove(self) -> None:
         if self.fs.exists(self.path):
             self.fs.rm(self.path, recursive=True)
+
+    def staging(self) -> Location:
+        """Where to write this file until it is whole: a hidden sibling on a local disk (``put_in_place``
+        renames it over this one), so a full disk or a kill mid-write never leaves a partial file under
+        the name a client reads; on S3 this location itself (an object appears only once uploaded)."""
+        if not _is_local(self.fs):
+            return self
+        folder, name = posixpath.split(self.path)
+        return Location(self.fs, posixpath.join(folder, f".{name}.partial-{secrets.token_hex(4)}"), self.url)
+
+    def put_in_place(self, staged: Location) -> None:
+        """Make ``staged`` (from ``staging``) this file, at once."""
+        if staged.path != self.path:
+            os.replace(staged.path, self.path)
+
+    def write_whole(self, data: bytes) -> None:
+        """Write ``data`` whole or not at all (see ``staging``)."""
+        staged = self.staging()
+        try:
+            with staged.open("wb") as file:
+                file.write(data)
+            self.put_in_place(staged)
+        except BaseException:
+            if staged.path != self.path:
+                with contextlib.suppress(OSError):
+                    os.unlink(staged.path)
+            raise
 
 
 def _is_local(fs: fsspec.AbstractFileSystem) -> bool:

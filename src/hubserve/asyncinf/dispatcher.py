@@ -35,7 +35,6 @@ was running; the owner-guarded writes keep each inference settled exactly once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import logging
@@ -45,8 +44,6 @@ import socket
 import time
 from collections.abc import Sequence, Sized
 from typing import Any, Protocol
-
-from fsspec.implementations.local import LocalFileSystem
 
 from hubserve.asyncinf.notify import Notifier
 from hubserve.errors import (
@@ -425,24 +422,7 @@ def _read_bytes(location: Location) -> bytes:
 
 
 def _write_bytes(location: Location, data: bytes) -> None:
-    """Write ``data`` whole or not at all: a local file is written under a temporary name in the
-    same folder and renamed over the target, so a full disk or a kill mid-write never leaves a
-    partial result under the name a client reads; an S3 object appears only once its upload ends."""
-    if not isinstance(location.fs, LocalFileSystem):
-        with location.open("wb") as file:
-            file.write(data)
-        return
-    folder, name = os.path.split(location.path)
-    os.makedirs(folder, exist_ok=True)
-    partial = os.path.join(folder, f".{name}.partial-{secrets.token_hex(4)}")
-    try:
-        with open(partial, "wb") as file:
-            file.write(data)
-        os.replace(partial, location.path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(partial)
-        raise
+    location.write_whole(data)  # a full disk leaves no partial result under the name a client reads
 
 
 def _reason(exc: BaseException) -> str:

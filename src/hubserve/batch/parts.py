@@ -10,14 +10,9 @@ before its commit. When every file is done, ``assemble`` copies each part to
 from __future__ import annotations
 
 import contextlib
-import os
-import posixpath
-import secrets
 import shutil
 from pathlib import Path
 from typing import IO
-
-from fsspec.implementations.local import LocalFileSystem
 
 from hubserve.storage import Location
 
@@ -82,29 +77,18 @@ def assemble(staging: Path, names: list[str], output: Location, *, results: bool
     written: list[tuple[Location, Location]] = []
     try:
         for sources, target in writes:
-            temporary = _temporary(target)
-            written.append((temporary, target))
-            _copy(sources, temporary)
-        for temporary, target in written:
-            _rename(temporary, target)
+            staged = target.staging()
+            written.append((staged, target))
+            _copy(sources, staged)
+        for staged, target in written:
+            target.put_in_place(staged)
     except BaseException:
-        for temporary, _ in written:
-            with contextlib.suppress(OSError):
-                temporary.remove()
+        for staged, target in written:
+            if staged.path != target.path:
+                with contextlib.suppress(OSError):
+                    staged.remove()
         raise
     return errors_target.url if errors_target is not None else None
-
-
-def _temporary(target: Location) -> Location:
-    if not isinstance(target.fs, LocalFileSystem):
-        return target  # an S3 object is whole or absent: written in place
-    folder, name = posixpath.split(target.path)
-    return Location(target.fs, posixpath.join(folder, f".{name}.partial-{secrets.token_hex(4)}"), target.url)
-
-
-def _rename(temporary: Location, target: Location) -> None:
-    if temporary.path != target.path:
-        os.replace(temporary.path, target.path)
 
 
 def _copy(sources: list[Path], target: Location) -> None:
