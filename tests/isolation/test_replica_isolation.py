@@ -48,7 +48,7 @@ def test_no_secret_in_replica_or_zygote_environment(
 ) -> None:
     seen = isolated_api.post(f"/endpoints/{probe}", json={"inputs": "env"}).json()
     own = seen["own"]
-    assert not [name for name in own if name.startswith("HUBSERVE_") and name != "HUBSERVE_REPLICA_ID"]
+    assert not [name for name in own if name.startswith("HUBSERVE_") and name not in ("HUBSERVE_REPLICA_ID", "HUBSERVE_REPLICA_SERVER_PID")]
     assert "AWS_SECRET_ACCESS_KEY" not in own and SECRET not in str(own) and TOKEN not in str(own)
     assert seen["ancestors"], "the replica should see its parent (the zygote or the server)"
     for ancestor in _checked_ancestors(seen, isolated_server):

@@ -128,7 +128,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 REPLICA_NICENESS = 5
-SERVER_PID_ENV = "HUBSERVE_SERVER_PID"  # set by the zygote in the replicas it forks: the server, its own parent
+SERVER_PID_ENV = "HUBSERVE_REPLICA_SERVER_PID"  # set by the zygote in the replicas it forks: the server, its own parent
 
 
 def _exit_with_server() -> None:

@@ -256,7 +256,7 @@ class Zygote:
             os.dup2(log_fd, 2)
             os.close(log_fd)
             os.environ.update(command.env)
-            os.environ["HUBSERVE_SERVER_PID"] = str(self._server)  # worker/server.py's SERVER_PID_ENV
+            os.environ["HUBSERVE_REPLICA_SERVER_PID"] = str(self._server)  # worker/server.py's SERVER_PID_ENV
             if command.cpus:
                 os.sched_setaffinity(0, command.cpus)
             run_as, argv = take_run_as(command.argv)
