@@ -12,29 +12,15 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.integration.conftest import RunningServer, start_server, stop_server, wait_for_state
+from tests.integration.conftest import wait_for_state
 from tests.integration.test_async_inference import DONE, SLEEPY_HANDLER
 
 COUNT = 30
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("counters") / "home")
-    yield running
-    stop_server(running)
-
-
-@pytest.fixture(scope="module")
-def api(server: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, headers=server.headers(), timeout=60) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

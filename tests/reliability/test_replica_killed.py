@@ -9,31 +9,17 @@ import concurrent.futures
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.integration.conftest import RunningServer, start_server, stop_server, wait_for_state
+from tests.integration.conftest import wait_for_state
 from tests.limits.handlers import misbehaving_model
 
 NAME = "killed-replica"
 SLEEP_S = 2.0  # each request of the batch sleeps this long in the handler: the kill lands mid-batch
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("replica-killed") / "home")
-    yield running
-    stop_server(running)
-
-
-@pytest.fixture(scope="module")
-def api(server: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, headers=server.headers(), timeout=120) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import sqlite3
 import statistics
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,24 +20,11 @@ import sqlalchemy as sa
 
 from hubserve.errors import StoreUnavailable
 from hubserve.store.engine import open_engine
-from tests.integration.conftest import RunningServer, start_server, stop_server, wait_for_state
+from tests.integration.conftest import RunningServer, wait_for_state
 
 NAME = "store-outage"
 LATER = "store-outage-later"
 LOCKED_S = 8.0  # longer than the 5 s busy timeout, so a write gives up while the lock is still held
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("store-outage") / "home")
-    yield running
-    stop_server(running)
-
-
-@pytest.fixture(scope="module")
-def api(server: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, headers=server.headers(), timeout=120) as client:
-        yield client
 
 
 def _spec(name: str, tiny_models: dict[str, Path]) -> dict[str, object]:

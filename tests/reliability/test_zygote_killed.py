@@ -8,28 +8,13 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.integration.conftest import RunningServer, start_server, stop_server, wait_for_state
+from tests.integration.conftest import RunningServer, wait_for_state
 
 NAME = "zygote-killed"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("zygote-killed") / "home")
-    yield running
-    stop_server(running)
-
-
-@pytest.fixture(scope="module")
-def api(server: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, headers=server.headers(), timeout=120) as client:
-        yield client
 
 
 def _zygote_of(server: RunningServer) -> int | None:
